@@ -1,0 +1,276 @@
+"""Read and write run directories (schema ``ferembed.run/1``, see docs/run_format.md)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ferembed import _io
+from ferembed._version import __version__
+from ferembed.errors import RunFormatError
+
+SCHEMA = "ferembed.run/1"
+SAMPLE_COLUMNS = {
+    "sample_id": "string",
+    "path": "string",
+    "label": "int32",
+    "label_name": "string",
+    "pred": "int32",
+    "subject": "string",
+    "split": "string",
+}
+DISTANCES = ("cosine", "euclidean")
+
+
+@dataclass
+class Run:
+    """A loaded run directory. Arrays are memory-mapped; nothing is copied until used.
+
+    Attributes:
+        path: the run directory.
+        manifest: the parsed ``run.json``.
+        samples: per-sample table (N rows), columns as in ``SAMPLE_COLUMNS``.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    samples: pd.DataFrame
+    _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name") or self.path.name)
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.manifest["class_names"])
+
+    @property
+    def n(self) -> int:
+        return int(self.manifest["n"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["dim"])
+
+    @property
+    def distance(self) -> str:
+        return str(self.manifest.get("distance", "cosine"))
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(N,) int64 label indices into ``class_names``."""
+        return self.samples["label"].to_numpy(dtype=np.int64)
+
+    @property
+    def embeddings(self) -> np.ndarray:
+        """(N, D) float32, memory-mapped."""
+        return self._array("embeddings")
+
+    @property
+    def logits(self) -> np.ndarray | None:
+        """(N, C) float32 or None when the run has no classifier head."""
+        return self._array("logits") if self.manifest.get("has_logits") else None
+
+    @property
+    def thumbs(self) -> np.ndarray | None:
+        """(N, h, w) uint8 or None."""
+        return self._array("thumbs") if self.manifest.get("has_thumbs") else None
+
+    @cached_property
+    def folds(self) -> dict[str, Any] | None:
+        p = self.path / "folds.json"
+        return json.loads(p.read_text()) if p.exists() else None
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.json"
+
+    def load_metrics(self) -> dict[str, Any] | None:
+        """The cached ``metrics.json`` or None when absent or unreadable."""
+        try:
+            return json.loads(self.metrics_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.path / "cache"
+
+    def _array(self, key: str) -> np.ndarray:
+        if key not in self._arrays:
+            self._arrays[key] = _load_npy(self.path / f"{key}.npy")
+        return self._arrays[key]
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise RunFormatError(f"{path}: missing") from None
+    except (ValueError, OSError) as exc:
+        raise RunFormatError(f"{path}: not a readable .npy array ({exc})") from None
+
+
+def is_run_dir(path: str | os.PathLike) -> bool:
+    return (Path(path) / "run.json").is_file()
+
+
+def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
+    """Load and validate a run directory.
+
+    Raises:
+        RunFormatError: with a one-line message naming the offending file or key.
+    """
+    path = Path(path)
+    mpath = path / "run.json"
+    try:
+        manifest = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise RunFormatError(f"{path}: not a run directory (no run.json)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunFormatError(f"{mpath}: invalid JSON ({exc})") from None
+    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
+        got = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
+        raise RunFormatError(f"{mpath}: schema is {got!r}, expected {SCHEMA!r}")
+    for key in ("n", "dim", "class_names"):
+        if key not in manifest:
+            raise RunFormatError(f"{mpath}: missing key {key!r}")
+    try:
+        samples = pd.read_parquet(path / "samples.parquet")
+    except FileNotFoundError:
+        raise RunFormatError(f"{path / 'samples.parquet'}: missing") from None
+    except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
+        raise RunFormatError(f"{path / 'samples.parquet'}: unreadable ({exc})") from None
+    missing = [c for c in SAMPLE_COLUMNS if c not in samples.columns]
+    if missing:
+        raise RunFormatError(f"{path / 'samples.parquet'}: missing columns {missing}")
+    run = Run(path=path, manifest=manifest, samples=samples)
+    n, d, c = run.n, run.dim, len(run.class_names)
+    if len(samples) != n:
+        raise RunFormatError(f"{path / 'samples.parquet'}: {len(samples)} rows, run.json says n={n}")
+    if n and (samples["label"].min() < 0 or samples["label"].max() >= c):
+        raise RunFormatError(f"{path / 'samples.parquet'}: label outside 0..{c - 1}")
+    if run.distance not in DISTANCES:
+        raise RunFormatError(f"{mpath}: distance {run.distance!r} not in {DISTANCES}")
+    if check_arrays:
+        emb = run.embeddings
+        if emb.shape != (n, d) or emb.dtype != np.float32:
+            raise RunFormatError(
+                f"{path / 'embeddings.npy'}: shape {emb.shape} {emb.dtype}, expected ({n}, {d}) float32"
+            )
+        if run.logits is not None and run.logits.shape != (n, c):
+            raise RunFormatError(f"{path / 'logits.npy'}: shape {run.logits.shape}, expected ({n}, {c})")
+        if run.thumbs is not None and (run.thumbs.ndim != 3 or run.thumbs.shape[0] != n):
+            raise RunFormatError(f"{path / 'thumbs.npy'}: shape {run.thumbs.shape}, expected (N, h, w)")
+    return run
+
+
+def find_runs(root: str | os.PathLike) -> list[Path]:
+    """Run directories under ``root`` (recursive, sorted, hidden/temporary directories skipped)."""
+    root = Path(root)
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("cache", "index"))
+        if "run.json" in filenames:
+            found.append(Path(dirpath))
+            dirnames[:] = []
+    return found
+
+
+def make_samples(
+    labels: np.ndarray,
+    class_names: list[str],
+    *,
+    sample_ids: list[str] | None = None,
+    paths: list[str] | None = None,
+    preds: np.ndarray | None = None,
+    subjects: list[str] | None = None,
+    splits: list[str] | str = "",
+) -> pd.DataFrame:
+    """Build a ``samples`` table with the schema's columns and dtypes."""
+    labels = np.asarray(labels, dtype=np.int32)
+    n = len(labels)
+    names = np.asarray(class_names, dtype=object)
+    df = pd.DataFrame(
+        {
+            "sample_id": sample_ids if sample_ids is not None else [str(i) for i in range(n)],
+            "path": paths if paths is not None else [""] * n,
+            "label": labels,
+            "label_name": names[labels] if n else [],
+            "pred": np.asarray(preds, dtype=np.int32) if preds is not None else np.full(n, -1, np.int32),
+            "subject": subjects if subjects is not None else [""] * n,
+            "split": [splits] * n if isinstance(splits, str) else splits,
+        }
+    )
+    return df.astype(SAMPLE_COLUMNS)
+
+
+def write_run(
+    path: str | os.PathLike,
+    *,
+    embeddings: np.ndarray,
+    samples: pd.DataFrame,
+    class_names: list[str],
+    logits: np.ndarray | None = None,
+    thumbs: np.ndarray | None = None,
+    folds: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    dataset: dict[str, Any] | None = None,
+    source: str = "embed",
+    distance: str = "cosine",
+    command: str = "",
+    name: str | None = None,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a complete run directory atomically and return its path."""
+    path = Path(path)
+    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if embeddings.ndim != 2:
+        raise RunFormatError(f"embeddings must be 2-D (N, D), got shape {embeddings.shape}")
+    n, d = embeddings.shape
+    if len(samples) != n:
+        raise RunFormatError(f"samples has {len(samples)} rows, embeddings has {n}")
+    if distance not in DISTANCES:
+        raise RunFormatError(f"distance {distance!r} not in {DISTANCES}")
+    manifest = {
+        "schema": SCHEMA,
+        "name": name or path.name,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "ferembed_version": __version__,
+        "source": source,
+        "n": int(n),
+        "dim": int(d),
+        "class_names": list(class_names),
+        "has_logits": logits is not None,
+        "has_thumbs": thumbs is not None,
+        "distance": distance,
+        "model": model,
+        "dataset": dataset or {},
+        "command": command,
+        "extra": extra or {},
+    }
+    samples = samples[list(SAMPLE_COLUMNS)].astype(SAMPLE_COLUMNS).reset_index(drop=True)
+    if path.exists() and not overwrite:
+        raise RunFormatError(f"{path}: already exists (use --overwrite to replace it)")
+    with _io.atomic_dir(path, overwrite=overwrite) as tmp:
+        np.save(tmp / "embeddings.npy", embeddings, allow_pickle=False)
+        samples.to_parquet(tmp / "samples.parquet", index=False)
+        if logits is not None:
+            np.save(tmp / "logits.npy", np.ascontiguousarray(logits, np.float32), allow_pickle=False)
+        if thumbs is not None:
+            np.save(tmp / "thumbs.npy", np.ascontiguousarray(thumbs, np.uint8), allow_pickle=False)
+        if folds is not None:
+            (tmp / "folds.json").write_text(json.dumps(folds, indent=1))
+        # run.json last: its presence marks a complete run.
+        (tmp / "run.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    return path
