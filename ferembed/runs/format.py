@@ -81,6 +81,16 @@ class Run:
         return self._array("logits") if self.manifest.get("has_logits") else None
 
     @property
+    def head_weight(self) -> np.ndarray | None:
+        """(C, D) float32 linear-head weight, or None."""
+        return self._array("head_weight") if self.manifest.get("has_head") else None
+
+    @property
+    def head_bias(self) -> np.ndarray | None:
+        """(C,) float32 linear-head bias, or None."""
+        return self._array("head_bias") if self.manifest.get("has_head") else None
+
+    @property
     def thumbs(self) -> np.ndarray | None:
         """(N, h, w) uint8 or None."""
         return self._array("thumbs") if self.manifest.get("has_thumbs") else None
@@ -222,6 +232,8 @@ def write_run(
     class_names: list[str],
     logits: np.ndarray | None = None,
     thumbs: np.ndarray | None = None,
+    head_weight: np.ndarray | None = None,
+    head_bias: np.ndarray | None = None,
     folds: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
     dataset: dict[str, Any] | None = None,
@@ -252,6 +264,7 @@ def write_run(
         "dim": int(d),
         "class_names": list(class_names),
         "has_logits": logits is not None,
+        "has_head": head_weight is not None,
         "has_thumbs": thumbs is not None,
         "distance": distance,
         "model": model,
@@ -267,6 +280,14 @@ def write_run(
         samples.to_parquet(tmp / "samples.parquet", index=False)
         if logits is not None:
             np.save(tmp / "logits.npy", np.ascontiguousarray(logits, np.float32), allow_pickle=False)
+        if head_weight is not None:
+            c = len(class_names)
+            w = np.ascontiguousarray(head_weight, np.float32)
+            b = np.zeros(c, np.float32) if head_bias is None else np.asarray(head_bias, np.float32)
+            if w.shape != (c, d) or b.shape != (c,):
+                raise RunFormatError(f"head weight {w.shape} / bias {b.shape}, expected ({c}, {d}) / ({c},)")
+            np.save(tmp / "head_weight.npy", w, allow_pickle=False)
+            np.save(tmp / "head_bias.npy", b, allow_pickle=False)
         if thumbs is not None:
             np.save(tmp / "thumbs.npy", np.ascontiguousarray(thumbs, np.uint8), allow_pickle=False)
         if folds is not None:
