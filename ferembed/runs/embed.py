@@ -115,10 +115,10 @@ def embed_checkpoint(
         raise DataError(f"{out}: already exists (use --overwrite to replace it)")
     model, card = load_checkpoint(checkpoint)
     input_cfg = dict(card.get("input", {}))
-    ds = create_dataset(
-        dataset, root, split, fold=fold, num_folds=num_folds,
-        image_size=int(input_cfg.get("size", 48)), **(dataset_kwargs or {}),
-    )
+    kwargs = dict(dataset_kwargs or {})
+    if fold is not None:  # k-fold datasets only; fixed-split loaders reject fold options
+        kwargs.update(fold=fold, num_folds=num_folds)
+    ds = create_dataset(dataset, root, split, image_size=int(input_cfg.get("size", 48)), **kwargs)
     ckpt_classes = list(card["class_names"])
     labels, keep = map_labels(ds.labels, ds.class_names, ckpt_classes)
     idx = np.flatnonzero(keep)
