@@ -60,7 +60,9 @@ def _format_summary(summary: dict) -> str:
     lines.append("split".ljust(8) + "".join(c[:8].rjust(9) for c in classes) + "total".rjust(9))
     for split, counts in splits.items():
         row = [counts.get(c, 0) for c in classes]
-        lines.append(split.ljust(8) + "".join(str(v).rjust(9) for v in row) + str(sum(row)).rjust(9))
+        lines.append(
+            split.ljust(8) + "".join(str(v).rjust(9) for v in row) + str(sum(row)).rjust(9)
+        )
     return "\n".join(lines)
 
 
@@ -73,7 +75,8 @@ def cmd_train(args) -> int:
         overrides["loss_params"] = {**config.loss_params, **_kv(args.loss_param, "--loss-param")}
     if args.dataset_arg:
         overrides["dataset_kwargs"] = {
-            **config.dataset_kwargs, **_kv(args.dataset_arg, "--dataset-arg")
+            **config.dataset_kwargs,
+            **_kv(args.dataset_arg, "--dataset-arg"),
         }
     overrides.update(_kv(args.set, "--set"))
     config = apply_overrides(config, overrides)
@@ -83,8 +86,23 @@ def cmd_train(args) -> int:
 
 
 _TRAIN_FLAGS = (
-    "dataset", "root", "split", "val_split", "fold", "num_folds", "arch", "embedding_dim", "loss",
-    "epochs", "batch_size", "lr", "optimizer", "sampler", "seed", "device", "out",
+    "dataset",
+    "root",
+    "split",
+    "val_split",
+    "fold",
+    "num_folds",
+    "arch",
+    "embedding_dim",
+    "loss",
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "sampler",
+    "seed",
+    "device",
+    "out",
 )
 
 
@@ -92,11 +110,22 @@ def cmd_embed(args) -> int:
     from ferembed.runs.embed import embed_checkpoint
 
     path = embed_checkpoint(
-        args.checkpoint, dataset=args.dataset, root=args.root, split=args.split, out=args.out,
-        fold=args.fold, num_folds=args.num_folds,
-        dataset_kwargs=_kv(args.dataset_arg, "--dataset-arg"), batch_size=args.batch_size,
-        device=args.device, distance=args.distance, thumbs=not args.no_thumbs, name=args.name,
-        overwrite=args.overwrite, progress=not args.quiet, command=_command_line(),
+        args.checkpoint,
+        dataset=args.dataset,
+        root=args.root,
+        split=args.split,
+        out=args.out,
+        fold=args.fold,
+        num_folds=args.num_folds,
+        dataset_kwargs=_kv(args.dataset_arg, "--dataset-arg"),
+        batch_size=args.batch_size,
+        device=args.device,
+        distance=args.distance,
+        thumbs=not args.no_thumbs,
+        name=args.name,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        command=_command_line(),
     )
     from ferembed.runs import load_run
 
@@ -110,8 +139,15 @@ def cmd_import(args) -> int:
 
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = import_embeddings(
-        args.embeddings, args.labels, args.out, class_names=classes, logits=args.logits,
-        distance=args.distance, name=args.name, overwrite=args.overwrite, command=_command_line(),
+        args.embeddings,
+        args.labels,
+        args.out,
+        class_names=classes,
+        logits=args.logits,
+        distance=args.distance,
+        name=args.name,
+        overwrite=args.overwrite,
+        command=_command_line(),
     )
     print(f"wrote {path}")
     return 0
@@ -145,8 +181,9 @@ def cmd_compare(args) -> int:
     from ferembed.metrics.compare import compare_runs, format_comparison
     from ferembed.runs import load_run
 
-    result = compare_runs(load_run(args.run_a), load_run(args.run_b), distance=args.distance,
-                          k=args.k)
+    result = compare_runs(
+        load_run(args.run_a), load_run(args.run_b), distance=args.distance, k=args.k
+    )
     if args.out:
         from ferembed import _io
 
@@ -163,6 +200,32 @@ def cmd_index(args) -> int:
     return 0
 
 
+def cmd_zoo(args) -> int:
+    from ferembed.zoo import train_zoo
+
+    base = _kv(args.set, "--set")
+    for key in ("arch", "epochs", "seed", "batch_size", "lr", "max_train_samples", "device"):
+        if getattr(args, key) is not None:
+            base[key] = getattr(args, key)
+    rows = train_zoo(
+        dataset=args.dataset,
+        root=args.root,
+        out=args.out,
+        methods=args.methods,
+        base=base,
+        work=args.work,
+        progress=not args.quiet,
+        command=_command_line(),
+    )
+    for r in rows:
+        acc = r["test_accuracy"]
+        print(
+            f"{r['method']:18s} test acc {'n/a' if acc is None else f'{100 * acc:.2f}%'}  "
+            f"{r['wall_time_s']} s"
+        )
+    return 0
+
+
 def cmd_dashboard(args) -> int:
     from ferembed._dashboard import launch
 
@@ -176,8 +239,11 @@ def cmd_demo(args) -> int:
     from ferembed.demo import run_demo
 
     return run_demo(
-        runs=Path(args.runs), fer2013=args.fer2013, dashboard=not args.no_dashboard,
-        port=args.port, checkpoints=Path(args.checkpoints),
+        runs=Path(args.runs),
+        fer2013=args.fer2013,
+        dashboard=not args.no_dashboard,
+        port=args.port,
+        checkpoints=Path(args.checkpoints),
     )
 
 
@@ -201,8 +267,12 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--split", default=split_default)
         sp.add_argument("--fold", type=int, help="fold index for k-fold datasets (CK+)")
         sp.add_argument("--num-folds", type=int, default=10)
-        sp.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE",
-                        help="extra dataset option, e.g. classes=6")
+        sp.add_argument(
+            "--dataset-arg",
+            action="append",
+            metavar="KEY=VALUE",
+            help="extra dataset option, e.g. classes=6",
+        )
 
     sp = add("datasets", cmd_datasets, "list supported datasets, or count a root's splits")
     sp.add_argument("--root", help="count the classes per split of this dataset root")
@@ -267,8 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = add("export", cmd_export, "export the metrics of many runs for papers and CI")
     sp.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    sp.add_argument("--format", required=True,
-                    choices=["json", "csv", "parquet", "markdown", "html"])
+    sp.add_argument(
+        "--format", required=True, choices=["json", "csv", "parquet", "markdown", "html"]
+    )
     sp.add_argument("--out", required=True)
     sp.add_argument("--evaluate", action="store_true", help="evaluate runs lacking metrics.json")
 
@@ -284,13 +355,31 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"])
     sp.add_argument("--distance", choices=["cosine", "euclidean"])
 
+    sp = add("zoo", cmd_zoo, "train every seed method under one budget, with model cards")
+    sp.add_argument("--dataset", required=True)
+    sp.add_argument("--root")
+    sp.add_argument("--out", required=True, help="checkpoint directory, e.g. checkpoints/synthfer")
+    sp.add_argument("--methods", nargs="+", help="subset of the seed methods (default: all)")
+    sp.add_argument("--work", help="training work directory (default .cache/zoo/DATASET)")
+    sp.add_argument("--arch")
+    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--batch-size", type=int)
+    sp.add_argument("--lr", type=float)
+    sp.add_argument("--max-train-samples", type=int)
+    sp.add_argument("--device")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig field")
+    sp.add_argument("--quiet", action="store_true")
+
     sp = add("dashboard", cmd_dashboard, "open the dashboard on localhost")
     sp.add_argument("--runs", required=True, help="runs root (the app reads only inside it)")
     sp.add_argument("--port", type=int, default=8501)
 
     sp = add("demo", cmd_demo, "the embedded default end to end: SynthFER -> runs -> dashboard")
     sp.add_argument("--runs", default="demo_runs", help="where to write the runs")
-    sp.add_argument("--checkpoints", default=str(Path(__file__).resolve().parents[1] / "checkpoints"))
+    sp.add_argument(
+        "--checkpoints", default=str(Path(__file__).resolve().parents[1] / "checkpoints")
+    )
     sp.add_argument("--fer2013", help="use this FER2013 root and the FER2013 checkpoints")
     sp.add_argument("--no-dashboard", action="store_true", help="stop after writing the runs")
     sp.add_argument("--port", type=int, default=8501)

@@ -58,9 +58,7 @@ def canonical_name(name: str) -> str:
     try:
         return _ALIASES[key]
     except KeyError:
-        raise DataError(
-            f"unknown class name {name!r}; known: {sorted(set(_ALIASES))}"
-        ) from None
+        raise DataError(f"unknown class name {name!r}; known: {sorted(set(_ALIASES))}") from None
 
 
 def map_labels(labels, from_names, to_names):

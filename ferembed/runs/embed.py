@@ -46,8 +46,16 @@ def to_input(images: np.ndarray, input_cfg: dict[str, Any]):
     return x.sub_(mean).div_(std).unsqueeze(1)
 
 
-def embed_dataset(model, dataset, *, input_cfg: dict, batch_size: int = 256, device: str = "cpu",
-                  progress: bool = True, desc: str = "embed"):
+def embed_dataset(
+    model,
+    dataset,
+    *,
+    input_cfg: dict,
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = True,
+    desc: str = "embed",
+):
     """Run ``model`` over ``dataset``.
 
     Returns:
@@ -59,10 +67,14 @@ def embed_dataset(model, dataset, *, input_cfg: dict, batch_size: int = 256, dev
     model = model.to(device).eval()
     n = len(dataset)
     embs, logits, thumbs = [], [], []
-    with torch.inference_mode(), tqdm(total=n, desc=desc, unit="img", disable=not progress,
-                                      file=sys.stderr) as bar:
+    with (
+        torch.inference_mode(),
+        tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar,
+    ):
         for start in range(0, n, batch_size):
-            imgs = np.stack([dataset.load_image(i) for i in range(start, min(n, start + batch_size))])
+            imgs = np.stack(
+                [dataset.load_image(i) for i in range(start, min(n, start + batch_size))]
+            )
             x = to_input(imgs, input_cfg).to(device)
             e = model.forward_features(x)
             embs.append(e.float().cpu().numpy())
@@ -123,18 +135,31 @@ def embed_checkpoint(
     labels, keep = map_labels(ds.labels, ds.class_names, ckpt_classes)
     idx = np.flatnonzero(keep)
     if idx.size == 0:
-        raise DataError(f"{dataset}/{split}: no sample has a class the checkpoint knows ({ckpt_classes})")
+        raise DataError(
+            f"{dataset}/{split}: no sample has a class the checkpoint knows ({ckpt_classes})"
+        )
     if idx.size < len(ds):
         dropped = sorted({ds.class_names[ds.samples[i].label] for i in np.flatnonzero(~keep)})
-        print(f"note: leaving out {len(ds) - idx.size} samples of classes {dropped} "
-              "that the checkpoint does not have", file=sys.stderr)
+        print(
+            f"note: leaving out {len(ds) - idx.size} samples of classes {dropped} "
+            "that the checkpoint does not have",
+            file=sys.stderr,
+        )
     sub = _Subset(ds, idx)
     dev = resolve_device(device)
-    emb, logits, imgs = embed_dataset(model, sub, input_cfg=input_cfg, batch_size=batch_size,
-                                      device=dev, progress=progress, desc=f"embed {dataset}/{split}")
+    emb, logits, imgs = embed_dataset(
+        model,
+        sub,
+        input_cfg=input_cfg,
+        batch_size=batch_size,
+        device=dev,
+        progress=progress,
+        desc=f"embed {dataset}/{split}",
+    )
     w, b = _head_params(model)
     samples = make_samples(
-        labels[idx], ckpt_classes,
+        labels[idx],
+        ckpt_classes,
         sample_ids=[ds.samples[i].sample_id for i in idx],
         paths=[ds.samples[i].path for i in idx],
         subjects=[ds.samples[i].subject for i in idx],

@@ -166,7 +166,9 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
     run = Run(path=path, manifest=manifest, samples=samples)
     n, d, c = run.n, run.dim, len(run.class_names)
     if len(samples) != n:
-        raise RunFormatError(f"{path / 'samples.parquet'}: {len(samples)} rows, run.json says n={n}")
+        raise RunFormatError(
+            f"{path / 'samples.parquet'}: {len(samples)} rows, run.json says n={n}"
+        )
     if n and (samples["label"].min() < 0 or samples["label"].max() >= c):
         raise RunFormatError(f"{path / 'samples.parquet'}: label outside 0..{c - 1}")
     if run.distance not in DISTANCES:
@@ -175,12 +177,17 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
         emb = run.embeddings
         if emb.shape != (n, d) or emb.dtype != np.float32:
             raise RunFormatError(
-                f"{path / 'embeddings.npy'}: shape {emb.shape} {emb.dtype}, expected ({n}, {d}) float32"
+                f"{path / 'embeddings.npy'}: shape {emb.shape} {emb.dtype}, "
+                f"expected ({n}, {d}) float32"
             )
         if run.logits is not None and run.logits.shape != (n, c):
-            raise RunFormatError(f"{path / 'logits.npy'}: shape {run.logits.shape}, expected ({n}, {c})")
+            raise RunFormatError(
+                f"{path / 'logits.npy'}: shape {run.logits.shape}, expected ({n}, {c})"
+            )
         if run.thumbs is not None and (run.thumbs.ndim != 3 or run.thumbs.shape[0] != n):
-            raise RunFormatError(f"{path / 'thumbs.npy'}: shape {run.thumbs.shape}, expected (N, h, w)")
+            raise RunFormatError(
+                f"{path / 'thumbs.npy'}: shape {run.thumbs.shape}, expected (N, h, w)"
+            )
     return run
 
 
@@ -189,7 +196,9 @@ def find_runs(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in ("cache", "index"))
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and d not in ("cache", "index")
+        )
         if "run.json" in filenames:
             found.append(Path(dirpath))
             dirnames[:] = []
@@ -216,7 +225,9 @@ def make_samples(
             "path": paths if paths is not None else [""] * n,
             "label": labels,
             "label_name": names[labels] if n else [],
-            "pred": np.asarray(preds, dtype=np.int32) if preds is not None else np.full(n, -1, np.int32),
+            "pred": np.asarray(preds, dtype=np.int32)
+            if preds is not None
+            else np.full(n, -1, np.int32),
             "subject": subjects if subjects is not None else [""] * n,
             "split": [splits] * n if isinstance(splits, str) else splits,
         }
@@ -279,13 +290,17 @@ def write_run(
         np.save(tmp / "embeddings.npy", embeddings, allow_pickle=False)
         samples.to_parquet(tmp / "samples.parquet", index=False)
         if logits is not None:
-            np.save(tmp / "logits.npy", np.ascontiguousarray(logits, np.float32), allow_pickle=False)
+            np.save(
+                tmp / "logits.npy", np.ascontiguousarray(logits, np.float32), allow_pickle=False
+            )
         if head_weight is not None:
             c = len(class_names)
             w = np.ascontiguousarray(head_weight, np.float32)
             b = np.zeros(c, np.float32) if head_bias is None else np.asarray(head_bias, np.float32)
             if w.shape != (c, d) or b.shape != (c,):
-                raise RunFormatError(f"head weight {w.shape} / bias {b.shape}, expected ({c}, {d}) / ({c},)")
+                raise RunFormatError(
+                    f"head weight {w.shape} / bias {b.shape}, expected ({c}, {d}) / ({c},)"
+                )
             np.save(tmp / "head_weight.npy", w, allow_pickle=False)
             np.save(tmp / "head_bias.npy", b, allow_pickle=False)
         if thumbs is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ferembed.data.vocab import CANONICAL, _ALIASES
+from ferembed.data.vocab import _ALIASES, CANONICAL
 from ferembed.errors import DataError
 from ferembed.runs.format import make_samples, write_run
 

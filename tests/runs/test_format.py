@@ -13,8 +13,9 @@ def _write(path, n=12, d=5, **kw):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(n, d)).astype(np.float32)
     y = np.arange(n) % len(CLASSES)
-    samples = make_samples(y, CLASSES, sample_ids=[f"s{i}" for i in range(n)], subjects=["a"] * n,
-                           splits="test")
+    samples = make_samples(
+        y, CLASSES, sample_ids=[f"s{i}" for i in range(n)], subjects=["a"] * n, splits="test"
+    )
     write_run(path, embeddings=x, samples=samples, class_names=CLASSES, **kw)
     return x, y
 
@@ -22,8 +23,13 @@ def _write(path, n=12, d=5, **kw):
 def test_round_trip_preserves_arrays_and_table(tmp_path):
     logits = np.eye(3, dtype=np.float32)[np.arange(12) % 3]
     thumbs = np.arange(12 * 48 * 48, dtype=np.int64).reshape(12, 48, 48).astype(np.uint8)
-    x, y = _write(tmp_path / "r", logits=logits, thumbs=thumbs, head_weight=np.ones((3, 5)),
-                  folds={"num_folds": 2, "folds": [["a"], ["b"]]})
+    x, y = _write(
+        tmp_path / "r",
+        logits=logits,
+        thumbs=thumbs,
+        head_weight=np.ones((3, 5)),
+        folds={"num_folds": 2, "folds": [["a"], ["b"]]},
+    )
     run = load_run(tmp_path / "r")
     assert (run.n, run.dim, run.class_names) == (12, 5, CLASSES)
     np.testing.assert_array_equal(run.embeddings, x)

@@ -13,8 +13,11 @@ def files(tmp_path):
     x = np.random.default_rng(1).normal(size=(6, 4)).astype(np.float64)
     np.save(tmp_path / "emb.npy", x)
     pd.DataFrame(
-        {"label": ["sad", "happy", "anger", "sad", "happy", "anger"],
-         "sample_id": [f"img{i}" for i in range(6)], "subject": list("aabbcc")}
+        {
+            "label": ["sad", "happy", "anger", "sad", "happy", "anger"],
+            "sample_id": [f"img{i}" for i in range(6)],
+            "subject": list("aabbcc"),
+        }
     ).to_csv(tmp_path / "labels.csv", index=False)
     return tmp_path, x
 
@@ -33,8 +36,11 @@ def test_import_names_use_canonical_order(files):
 def test_import_integer_labels_with_class_list(tmp_path):
     np.save(tmp_path / "e.npy", np.ones((3, 2), np.float32))
     (tmp_path / "l.csv").write_text("label\n0\n1\n1\n")
-    run = load_run(import_embeddings(tmp_path / "e.npy", tmp_path / "l.csv", tmp_path / "r",
-                                     class_names=["x", "y"]))
+    run = load_run(
+        import_embeddings(
+            tmp_path / "e.npy", tmp_path / "l.csv", tmp_path / "r", class_names=["x", "y"]
+        )
+    )
     assert run.class_names == ["x", "y"] and run.labels.tolist() == [0, 1, 1]
 
 
@@ -67,8 +73,19 @@ def test_nan_row_is_named(files):
 def test_cli_import_error_is_one_line_exit_2(files, capsys):
     tmp, _ = files
     (tmp / "labels.csv").write_text("label\n" + "sad\n" * 5 + "grumpy\n")
-    rc = main(["import", "--embeddings", str(tmp / "emb.npy"), "--labels", str(tmp / "labels.csv"),
-               "--out", str(tmp / "run"), "--classes", "sad,happy"])
+    rc = main(
+        [
+            "import",
+            "--embeddings",
+            str(tmp / "emb.npy"),
+            "--labels",
+            str(tmp / "labels.csv"),
+            "--out",
+            str(tmp / "run"),
+            "--classes",
+            "sad,happy",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2
     assert err.count("\n") == 1 and "row 7" in err and "grumpy" in err

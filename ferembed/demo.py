@@ -1,0 +1,118 @@
+"""``ferembed demo``: the embedded default end to end.
+
+SynthFER test faces (or a FER2013 root) -> the shipped checkpoints of every seed method ->
+embedding runs -> metrics -> the dashboard. Runs already present with the same checkpoint are
+reused, so a second demo starts the dashboard at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from ferembed.errors import FerembedError
+
+
+def shipped_checkpoints(directory: Path) -> list[Path]:
+    """Checkpoint sidecars in ``directory`` (``<method>.json`` beside ``<method>.safetensors``)."""
+    return sorted(p for p in directory.glob("*.json") if p.with_suffix(".safetensors").exists())
+
+
+def _up_to_date(run_dir: Path, checkpoint: Path) -> bool:
+    from ferembed.runs import load_run
+    from ferembed.runs.embed import sha256_file
+
+    try:
+        run = load_run(run_dir)
+    except FerembedError:
+        return False
+    model = run.manifest.get("model") or {}
+    return model.get("checkpoint_sha256") == sha256_file(checkpoint.with_suffix(".safetensors"))
+
+
+def run_demo(
+    *,
+    runs: Path,
+    checkpoints: Path,
+    fer2013: str | None = None,
+    dashboard: bool = True,
+    port: int = 8501,
+    quick_epochs: int = 3,
+) -> int:
+    from ferembed.metrics import evaluate_run
+    from ferembed.runs import load_run
+    from ferembed.runs.embed import embed_checkpoint
+
+    t0 = time.perf_counter()
+    if fer2013:
+        dataset, root, ckdir = "fer2013", fer2013, checkpoints / "fer2013"
+    else:
+        dataset, root, ckdir = "synthfer", None, checkpoints / "synthfer"
+    cards = shipped_checkpoints(ckdir)
+    if not cards:
+        if fer2013:
+            raise FerembedError(
+                f"no FER2013 checkpoints in {ckdir}; train them with "
+                f"`ferembed zoo --dataset fer2013 --root {fer2013} --out {ckdir}`"
+            )
+        from ferembed.zoo import train_zoo
+
+        ckdir = runs / "_checkpoints"
+        print(
+            f"demo: no shipped checkpoints; training each method for {quick_epochs} epochs "
+            f"into {ckdir}",
+            file=sys.stderr,
+        )
+        train_zoo(
+            dataset=dataset,
+            out=ckdir,
+            base={"epochs": quick_epochs},
+            work=runs / "_work",
+            command="ferembed demo",
+        )
+        cards = shipped_checkpoints(ckdir)
+    runs.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for card in cards:
+        method = card.stem
+        run_dir = runs / f"{dataset}-{method}"
+        if not _up_to_date(run_dir, card):
+            embed_checkpoint(
+                card,
+                dataset=dataset,
+                root=root,
+                split="test",
+                out=run_dir,
+                overwrite=True,
+                name=f"{dataset}-{method}",
+                progress=False,
+                command=f"ferembed embed --checkpoint {card} --dataset {dataset} "
+                f"--split test --out {run_dir}",
+            )
+        # A re-embedded run is a new directory, so an existing metrics.json is for this run.
+        metrics = load_run(run_dir).load_metrics() or evaluate_run(run_dir)
+        rows.append((method, metrics))
+        print(
+            f"demo: {run_dir.name:28s} head acc {_pct(metrics.get('head_accuracy'))}  "
+            f"kNN acc {_pct(metrics.get('knn_accuracy'))}  MAP@R {_f(metrics.get('map_at_r'))}  "
+            f"silhouette {_f(metrics.get('silhouette'))}",
+            file=sys.stderr,
+        )
+    print(
+        f"demo: {len(rows)} runs ready in {runs} ({time.perf_counter() - t0:.1f} s)",
+        file=sys.stderr,
+    )
+    if not dashboard:
+        return 0
+    from ferembed._dashboard import launch
+
+    return launch(runs, port=port)
+
+
+def _pct(v) -> str:
+    return "  n/a " if v is None else f"{100 * v:5.1f}%"
+
+
+def _f(v) -> str:
+    return " n/a " if v is None else f"{v:.3f}"

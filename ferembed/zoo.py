@@ -1,0 +1,219 @@
+"""Train every seed method under one budget and ship the checkpoints with model cards.
+
+``ferembed zoo --dataset synthfer --out checkpoints/synthfer`` trains each method of
+:data:`METHODS` with the same backbone, data, epochs and seed, copies each best checkpoint to
+``OUT/<method>.safetensors`` + ``.json``, saves the exact training config next to it
+(``OUT/<method>.config.json``: ``ferembed train --config`` on it reproduces the checkpoint), embeds
+the test split, evaluates it, and writes a model card ``OUT/<method>.md`` and an index
+``OUT/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from ferembed import _io
+from ferembed.errors import FerembedError
+
+#: The seed methods: TrainConfig overrides on top of the shared budget. One backbone for all but
+#: the affinity-conv method, whose network *is* the method.
+METHODS: dict[str, dict[str, Any]] = {
+    "softmax": {"loss": "softmax"},
+    "center": {"loss": "center"},
+    "island": {"loss": "island"},
+    "weighted_cluster": {"loss": "weighted_cluster"},
+    "separate": {"loss": "separate"},
+    "emlf": {"loss": "emlf", "input_mode": "fused"},
+    "handcrafted": {"loss": "handcrafted"},
+    "affinity_cluster": {"arch": "affnet", "method": "pseudo_label", "loss": "center"},
+    "triplet": {"loss": "triplet", "sampler": "balanced"},
+    "arcface": {"loss": "arcface"},
+}
+
+DESCRIPTIONS = {
+    "softmax": "Softmax cross-entropy (baseline)",
+    "center": "Center loss (Wen et al. 2016), CE + λ·L_C, α-rule centers",
+    "island": "Island loss (Cai et al. 2018), center loss + pairwise center cosine term",
+    "weighted_cluster": "Weighted-cluster loss (Ngo & Yoon 2020) + class-weighted softmax",
+    "separate": "Separate loss (Li et al. 2019), cosine intra/inter ratio",
+    "emlf": "Partial image (AU regions) fused with the full face + EMLF (Yu & Bai 2020)",
+    "handcrafted": "HOG/LBP feature losses with adaptive (DWA) weighting (Xie et al. 2021)",
+    "affinity_cluster": "Affinity-conv network + expression-guided clustering pseudo-labels "
+    "(Fang et al. 2023)",
+    "triplet": "Batch-hard triplet loss (pytorch-metric-learning)",
+    "arcface": "ArcFace (pytorch-metric-learning)",
+}
+
+
+def train_zoo(
+    *,
+    dataset: str,
+    out: str | Path,
+    root: str | None = None,
+    methods: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+    work: str | Path | None = None,
+    test_split: str = "test",
+    progress: bool = True,
+    command: str = "",
+) -> list[dict[str, Any]]:
+    """Train, ship and card each method; returns one summary row per method."""
+    from ferembed.metrics import evaluate_run
+    from ferembed.runs.embed import embed_checkpoint
+    from ferembed.training import TrainConfig, apply_overrides, save_config, train
+
+    methods = methods or list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise FerembedError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
+    out = Path(out)
+    work = Path(work) if work else Path(".cache") / "zoo" / dataset
+    out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for name in methods:
+        cfg = apply_overrides(
+            TrainConfig(),
+            {
+                "dataset": dataset,
+                "root": root,
+                **(base or {}),
+                **METHODS[name],
+                "out": str(work / name),
+            },
+        )
+        cfg_path = out / f"{name}.config.json"
+        save_config(cfg, cfg_path)
+        t0 = time.perf_counter()
+        result = train(
+            cfg, progress=progress, resume=True, command=f"ferembed train --config {cfg_path}"
+        )
+        wall = time.perf_counter() - t0
+        for suffix in (".safetensors", ".json"):
+            src = result.best_checkpoint.with_suffix(suffix)
+            with _io.atomic_path(out / f"{name}{suffix}") as tmp:
+                shutil.copyfile(src, tmp)
+        run_dir = work / f"run-{test_split}"
+        embed_checkpoint(
+            out / f"{name}.json",
+            dataset=dataset,
+            root=root,
+            split=test_split,
+            out=run_dir / name,
+            overwrite=True,
+            progress=progress,
+            name=f"{dataset}-{name}",
+        )
+        metrics = evaluate_run(run_dir / name)
+        row = _card(name, out, cfg_path, result, metrics, wall, dataset, test_split, command)
+        rows.append(row)
+        _write_index(out, dataset)
+    return rows
+
+
+def _ci(metrics: dict, key: str) -> str:
+    lo_hi = (metrics.get("ci") or {}).get(key)
+    v = metrics.get(key)
+    if v is None:
+        return "n/a"
+    if lo_hi:
+        return f"{100 * v:.2f}% [{100 * lo_hi[0]:.2f}, {100 * lo_hi[1]:.2f}]"
+    return f"{100 * v:.2f}%"
+
+
+def _card(name, out, cfg_path, result, metrics, wall, dataset, test_split, command) -> dict:
+    sidecar = json.loads((out / f"{name}.json").read_text())
+    data = sidecar.get("data", {})
+    row = {
+        "method": name,
+        "arch": sidecar.get("arch"),
+        "loss": (sidecar.get("loss") or {}).get("name"),
+        "epochs": result.epochs_run,
+        "best_epoch": result.best_epoch,
+        "wall_time_s": round(result.wall_time_s or wall, 1),
+        "device": result.device,
+        "val_score": result.best_score,
+        "test_accuracy": metrics.get("head_accuracy"),
+        "test_mean_class_accuracy": (metrics.get("classification", {}).get("head") or {}).get(
+            "mean_class_accuracy", metrics.get("mean_class_accuracy")
+        ),
+        "knn_accuracy": metrics.get("knn_accuracy"),
+        "map_at_r": metrics.get("map_at_r"),
+        "silhouette": metrics.get("silhouette"),
+        "size_mb": round((out / f"{name}.safetensors").stat().st_size / 2**20, 2),
+        "num_params": sidecar.get("num_params"),
+    }
+    ci = metrics.get("ci") or {}
+    lines = [
+        f"# {dataset} / {name}",
+        "",
+        DESCRIPTIONS.get(name, name),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| architecture | `{row['arch']}` ({row['num_params']:,} parameters, "
+        f"{row['size_mb']} MB) |",
+        f"| loss | `{row['loss']}` {json.dumps((sidecar.get('loss') or {}).get('params', {}))} |",
+        f"| data | `{dataset}` split `{data.get('split', 'train')}`, {data.get('n', '?')} images; "
+        f"validated on `{sidecar.get('train', {}).get('val_split', 'val')}` |",
+        f"| epochs | {row['epochs']} (best {row['best_epoch']}) |",
+        f"| wall time | {row['wall_time_s']} s on {row['device']} "
+        f"({platform.processor() or platform.machine()}) |",
+        f"| test accuracy (head) | {_ci(metrics, 'head_accuracy')} |",
+        f"| test mean class accuracy | {_ci(metrics, 'mean_class_accuracy')} |",
+        f"| kNN accuracy / MAP@R / silhouette | {_num(metrics.get('knn_accuracy'))} / "
+        f"{_num(metrics.get('map_at_r'))} / {_num(metrics.get('silhouette'))} |",
+        "",
+        "Reproduce the checkpoint:",
+        "",
+        "```",
+        f"ferembed train --config {cfg_path.as_posix()} --set out=OUT",
+        "```",
+        "",
+        "Reproduce this card (train, embed the test split, evaluate):",
+        "",
+        "```",
+        command or f"ferembed zoo --dataset {dataset} --methods {name} --out {out.as_posix()}",
+        "```",
+        "",
+        f"Test metrics: `ferembed embed --checkpoint {out.as_posix()}/{name}.json "
+        f"--dataset {dataset} --split {test_split} --out RUN && ferembed evaluate RUN`.",
+        "Intervals are bootstrap 95% CIs over test samples." if ci else "",
+    ]
+    _io.write_text(out / f"{name}.md", "\n".join(lines) + "\n")
+    _io.write_json(out / f"{name}.card.json", row)
+    return row
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
+
+
+def _write_index(out: Path, dataset: str) -> None:
+    rows = [json.loads(p.read_text()) for p in sorted(out.glob("*.card.json"))]
+    lines = [
+        f"# {dataset} checkpoints",
+        "",
+        "One checkpoint per seed method, same backbone, data, epochs and seed. Each `<method>.md` "
+        "is its model card (command, data, epochs, wall time, accuracy with CIs).",
+        "",
+        "| method | arch | epochs | wall time (s) | test acc | test mean class acc | kNN acc "
+        "| MAP@R | silhouette | MB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| [{r['method']}]({r['method']}.md) | {r['arch']} | {r['epochs']} | "
+            f"{r['wall_time_s']} | {_pct(r['test_accuracy'])} | "
+            f"{_pct(r['test_mean_class_accuracy'])} | {_pct(r['knn_accuracy'])} | "
+            f"{_num(r['map_at_r'])} | {_num(r['silhouette'])} | {r['size_mb']} |"
+        )
+    _io.write_text(out / "README.md", "\n".join(lines) + "\n")
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
