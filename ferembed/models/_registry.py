@@ -1,0 +1,89 @@
+"""Model registry: ``@register_model`` on a builder, ``create_model`` by name (timm-style)."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+from ferembed.models._base import FERNet, ModelConfigError
+
+_REGISTRY: dict[str, Callable[..., FERNet]] = {}
+# Keywords create_model passes itself; builders must accept them.
+_CORE_KWARGS = ("embedding_dim", "in_chans")
+
+
+def register_model(fn: Callable[..., FERNet]) -> Callable[..., FERNet]:
+    """Function decorator: register a builder under its function name.
+
+    The builder's signature is ``fn(num_classes, *, embedding_dim, in_chans, **arch_kwargs)`` and
+    it returns a :class:`FERNet`.
+    """
+    name = fn.__name__
+    if name in _REGISTRY and _REGISTRY[name] is not fn:
+        raise ValueError(f"model {name!r} is already registered")
+    _REGISTRY[name] = fn
+    return fn
+
+
+def list_models() -> list[str]:
+    """Names of the registered architectures, sorted."""
+    return sorted(_REGISTRY)
+
+
+def is_model(name: str) -> bool:
+    return name in _REGISTRY
+
+
+def model_kwargs_of(name: str) -> list[str]:
+    """The architecture keywords ``name`` accepts beyond num_classes/embedding_dim/in_chans."""
+    fn = _get(name)
+    params = inspect.signature(fn).parameters
+    return [
+        n
+        for n, p in params.items()
+        if n not in ("num_classes", *_CORE_KWARGS)
+        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+
+
+def create_model(
+    name: str, num_classes: int, *, embedding_dim: int = 128, in_chans: int = 1, **kwargs
+) -> FERNet:
+    """Build architecture ``name``.
+
+    Args:
+        name: a registered name (see :func:`list_models`).
+        num_classes: C, the width of the classifier head.
+        embedding_dim: D, the width of the embedding (pre-logits) layer.
+        in_chans: input channels (1 for grayscale faces).
+        **kwargs: architecture keywords (``width`` for resnet18, ``widths`` for vgg, ``emb_norm``,
+            ``drop_rate``...); see each builder's docstring.
+
+    Returns:
+        The model, in training mode, with ``model.arch = name`` and ``model.model_kwargs =
+        kwargs`` (what :func:`ferembed.models.save_checkpoint` records to rebuild it).
+
+    Raises:
+        ModelConfigError (a ValueError): unknown name (the message lists the known ones) or an
+            unknown keyword (the message lists the accepted ones).
+    """
+    fn = _get(name)
+    params = inspect.signature(fn).parameters
+    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+        unknown = sorted(set(kwargs) - set(model_kwargs_of(name)))
+        if unknown:
+            raise ModelConfigError(
+                f"model {name!r} got unknown keyword(s) {unknown}; accepted: "
+                f"{sorted(model_kwargs_of(name))}"
+            )
+    model = fn(num_classes, embedding_dim=embedding_dim, in_chans=in_chans, **kwargs)
+    model.arch = name
+    model.model_kwargs = dict(kwargs)
+    return model
+
+
+def _get(name: str) -> Callable[..., FERNet]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ModelConfigError(f"unknown model {name!r}; known: {list_models()}") from None
