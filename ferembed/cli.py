@@ -80,7 +80,13 @@ def cmd_train(args) -> int:
         }
     overrides.update(_kv(args.set, "--set"))
     config = apply_overrides(config, overrides)
-    result = train(config, resume=args.resume, progress=not args.quiet, command=_command_line())
+    result = train(
+        config,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        command=_command_line(),
+    )
     print(f"best checkpoint: {result.best_checkpoint}")
     return 0
 
@@ -303,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig field")
     sp.add_argument("--resume", action="store_true", help="continue from OUT/train_state.pt")
+    sp.add_argument("--overwrite", action="store_true", help="start afresh in a used OUT")
     sp.add_argument("--quiet", action="store_true")
 
     sp = add("embed", cmd_embed, "embed a dataset split with a checkpoint into a run directory")

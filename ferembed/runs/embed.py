@@ -15,19 +15,6 @@ from ferembed.errors import DataError
 from ferembed.runs.format import make_samples, write_run
 
 
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` picks cuda, then mps, then cpu."""
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -36,21 +23,10 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def to_input(images: np.ndarray, input_cfg: dict[str, Any]):
-    """uint8 (B, H, W) -> normalised float32 tensor (B, 1, H, W) as the checkpoint expects."""
-    import torch
-
-    mean = float(input_cfg.get("mean", 0.5))
-    std = float(input_cfg.get("std", 0.5))
-    x = torch.from_numpy(np.ascontiguousarray(images)).float().div_(255.0)
-    return x.sub_(mean).div_(std).unsqueeze(1)
-
-
 def embed_dataset(
     model,
     dataset,
     *,
-    input_cfg: dict,
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = True,
@@ -64,6 +40,8 @@ def embed_dataset(
     import torch
     from tqdm import tqdm
 
+    from ferembed.models import normalize_images
+
     model = model.to(device).eval()
     n = len(dataset)
     embs, logits, thumbs = [], [], []
@@ -75,7 +53,7 @@ def embed_dataset(
             imgs = np.stack(
                 [dataset.load_image(i) for i in range(start, min(n, start + batch_size))]
             )
-            x = to_input(imgs, input_cfg).to(device)
+            x = normalize_images(torch.from_numpy(imgs)).to(device)
             e = model.forward_features(x)
             embs.append(e.float().cpu().numpy())
             logits.append(model.forward_head(e).float().cpu().numpy())
@@ -120,7 +98,8 @@ def embed_checkpoint(
     (e.g. CK+ ``anger`` -> ``angry``); samples whose class the checkpoint does not know (e.g. CK+
     contempt for a FER2013 model) are left out, with a note.
     """
-    from ferembed.models import load_checkpoint
+    from ferembed.models import checkpoint_paths, load_checkpoint
+    from ferembed.training import resolve_device
 
     out = Path(out)
     if out.exists() and not overwrite:
@@ -146,11 +125,10 @@ def embed_checkpoint(
             file=sys.stderr,
         )
     sub = _Subset(ds, idx)
-    dev = resolve_device(device)
+    dev = str(resolve_device(device))
     emb, logits, imgs = embed_dataset(
         model,
         sub,
-        input_cfg=input_cfg,
         batch_size=batch_size,
         device=dev,
         progress=progress,
@@ -166,7 +144,7 @@ def embed_checkpoint(
         splits=[ds.samples[i].split or split for i in idx],
         preds=logits.argmax(1),
     )
-    ckpt_file = _weights_file(checkpoint)
+    ckpt_file = checkpoint_paths(checkpoint)[0]
     return write_run(
         out,
         embeddings=emb,
@@ -201,13 +179,6 @@ def embed_checkpoint(
         name=name,
         overwrite=overwrite,
     )
-
-
-def _weights_file(checkpoint) -> Path:
-    p = Path(checkpoint)
-    if p.suffix == ".safetensors":
-        return p
-    return p.with_suffix(".safetensors") if p.suffix == ".json" else Path(str(p) + ".safetensors")
 
 
 class _Subset:
