@@ -178,7 +178,7 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from ferembed.export import export
 
-    path = export(args.runs, format=args.format, out=args.out, evaluate_missing=args.evaluate)
+    path = export(args.runs, format=args.format, out=args.out, evaluate=args.evaluate)
     print(f"wrote {path}")
     return 0
 

@@ -1,0 +1,228 @@
+"""Classification metrics, and the two embedding-only classifiers (kNN vote, nearest centroid)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ferembed.metrics._validation import check_distance, check_embeddings
+from ferembed.metrics.geometry import _ROWS, _check_labels, _class_sums, _rows64
+
+__all__ = ["classification_metrics", "knn_vote", "nearest_centroid_predict"]
+
+
+def _check_k(num_classes) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be an int >= 1, got {num_classes}")
+    return int(num_classes)
+
+
+def _check_label_array(a, name: str, k: int, n: int | None = None) -> np.ndarray:
+    a = np.asarray(a)
+    if a.ndim != 1 or (n is not None and a.shape[0] != n):
+        want = f"({n},)" if n is not None else "1-D"
+        raise ValueError(f"{name} must have shape {want}, got {a.shape}")
+    if a.size and not np.issubdtype(a.dtype, np.integer):
+        raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
+    a = a.astype(np.int64, copy=False)
+    if a.size and (a.min() < 0 or a.max() >= k):
+        raise ValueError(f"{name} must lie in 0..{k - 1}, got values in {a.min()}..{a.max()}")
+    return a
+
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
+    """Accuracy, UAR, macro-F1, per-class scores and confusion matrices.
+
+    Matches scikit-learn: ``accuracy_score``; ``balanced_accuracy_score`` (UAR: mean recall over
+    the classes present in ``y_true``); ``f1_score(average="macro")`` (over the classes present in
+    ``y_true`` or ``y_pred``); ``precision_recall_fscore_support(labels=range(K),
+    zero_division=0)`` for the per-class lists (an undefined ratio is 0); ``confusion_matrix``.
+
+    Args:
+        y_true: (N,) int true labels in ``0..K-1``.
+        y_pred: (N,) int predicted labels in ``0..K-1``.
+        num_classes: K.
+
+    Returns:
+        dict with ``accuracy``, ``mean_class_accuracy``, ``macro_f1`` (floats), ``per_class``
+        (``{precision, recall, f1, support}``, lists of length K), ``confusion`` ((K, K) int64,
+        rows = true class, columns = predicted) and ``confusion_normalized`` ((K, K) float64,
+        rows divided by their sums; rows of classes absent from ``y_true`` are zeros).
+    """
+    k = _check_k(num_classes)
+    t = _check_label_array(y_true, "y_true", k)
+    if t.size == 0:
+        raise ValueError("y_true is empty")
+    p = _check_label_array(y_pred, "y_pred", k, t.size)
+    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.int64)
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        denom = support + predicted  # 2tp + fp + fn
+        f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
+        norm = np.where(support[:, None] > 0, cm / support[:, None], 0.0)
+    in_true = support > 0
+    in_either = in_true | (predicted > 0)
+    return {
+        "accuracy": float(tp.sum() / t.size),
+        "mean_class_accuracy": float(recall[in_true].mean()),
+        "macro_f1": float(f1[in_either].mean()),
+        "per_class": {
+            "precision": precision.tolist(),
+            "recall": recall.tolist(),
+            "f1": f1.tolist(),
+            "support": support.tolist(),
+        },
+        "confusion": cm,
+        "confusion_normalized": norm,
+    }
+
+
+def knn_vote(
+    knn_indices: np.ndarray,
+    ref_labels: np.ndarray,
+    num_classes: int,
+    *,
+    knn_distances: np.ndarray | None = None,
+    k: int | None = None,
+) -> np.ndarray:
+    """Majority vote of each query's k nearest reference samples.
+
+    Tie-break: among the classes with the most votes, the one of the nearest neighbour (the
+    earliest in the row) wins. Rows are taken as sorted by increasing distance; with
+    ``knn_distances`` they are first sorted by it (stable, so equal distances keep column order).
+    Index -1 (a missing neighbour, as FAISS returns) casts no vote.
+
+    Args:
+        knn_indices: (N, k') int indices into ``ref_labels``, -1 for none.
+        ref_labels: (M,) int labels of the reference samples, in ``0..num_classes-1``.
+        num_classes: K.
+        knn_distances: optional (N, k') distances matching ``knn_indices``.
+        k: use the first k neighbours (1 <= k <= k'); default all k'.
+
+    Returns:
+        (N,) int64 predicted classes; -1 for a row without any valid neighbour.
+    """
+    nk = _check_k(num_classes)
+    idx = np.asarray(knn_indices)
+    if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
+        raise ValueError(f"knn_indices must be a 2-D int array (N, k), got {idx.shape} {idx.dtype}")
+    ref = _check_label_array(ref_labels, "ref_labels", nk)
+    if idx.size and (idx.min() < -1 or idx.max() >= ref.size):
+        raise ValueError(f"knn_indices must lie in -1..{ref.size - 1}")
+    if knn_distances is not None:
+        dist = np.asarray(knn_distances)
+        if dist.shape != idx.shape:
+            raise ValueError(f"knn_distances shape {dist.shape} != knn_indices shape {idx.shape}")
+        idx = np.take_along_axis(idx, np.argsort(dist, axis=1, kind="stable"), axis=1)
+    if k is not None:
+        if (
+            isinstance(k, bool)
+            or not isinstance(k, (int, np.integer))
+            or not 1 <= k <= idx.shape[1]
+        ):
+            raise ValueError(f"k must be an int in 1..{idx.shape[1]}, got {k!r}")
+        idx = idx[:, :k]
+    n = idx.shape[0]
+    out = np.full(n, -1, dtype=np.int64)
+    step = max(1, (1 << 22) // max(nk, idx.shape[1] if idx.ndim == 2 else 1))
+    for s in range(0, n, step):
+        block = idx[s : s + step]
+        b = block.shape[0]
+        valid = block >= 0
+        lab = np.where(valid, ref[np.maximum(block, 0)], 0)
+        rows = np.broadcast_to(np.arange(b)[:, None], lab.shape)
+        votes = np.bincount((rows * nk + lab)[valid], minlength=b * nk).reshape(b, nk)
+        top = votes.max(axis=1)
+        tied = votes == top[:, None]
+        # first neighbour (in distance order) whose class is among the tied winners
+        first = np.argmax(tied[rows, lab] & valid, axis=1)
+        pred = lab[np.arange(b), first]
+        out[s : s + b] = np.where(top > 0, pred, -1)
+    return out
+
+
+def nearest_centroid_predict(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    distance: str = "cosine",
+    query: np.ndarray | None = None,
+    leave_one_out: bool = True,
+    num_classes: int | None = None,
+) -> np.ndarray:
+    """Predict the class whose centroid is nearest.
+
+    Centroids are those of :mod:`ferembed.metrics.geometry` (cosine: direction of the mean unit
+    vector; euclidean: the mean). Ties go to the lower class index.
+
+    With ``query=None`` the samples of ``x`` themselves are classified and, with
+    ``leave_one_out``, each sample's own class centroid is recomputed without it, in closed form:
+    cosine uses ``S_c - u_i`` (``S_c`` the class's sum of unit vectors); euclidean uses
+    ``||x_i - mu_c^{-i}|| = n_c / (n_c - 1) * ||x_i - mu_c||``. A sample alone in its class has
+    no leave-one-out centroid, so its own class cannot be predicted for it.
+
+    Args:
+        x: (N, D) reference embeddings.
+        y: (N,) int labels in ``0..K-1``.
+        distance: ``"cosine"`` or ``"euclidean"``.
+        query: optional (Q, D) embeddings to classify against the centroids of ``(x, y)``
+            (``leave_one_out`` does not apply).
+        leave_one_out: see above.
+        num_classes: K (default ``max(y) + 1``); classes without samples are never predicted.
+
+    Returns:
+        (Q,) or (N,) int64 predicted classes (-1 only when no class is a candidate: a single
+        class present, with one sample, under leave-one-out).
+    """
+    check_distance(distance)
+    x, y = check_embeddings(x, y)
+    k, counts = _check_labels(y, num_classes)
+    cos = distance == "cosine"
+    if query is not None:
+        q, _ = check_embeddings(query, name="query")
+        if q.shape[1] != x.shape[1]:
+            raise ValueError(f"query has dimension {q.shape[1]}, embeddings {x.shape[1]}")
+        loo = False
+    else:
+        q, loo = x, bool(leave_one_out)
+    sums = _class_sums(x, y, k, unit=cos)
+    cf = counts.astype(np.float64)
+    absent = counts == 0
+    sq_s = np.einsum("ij,ij->i", sums, sums)  # |S_c|^2
+    out = np.empty(q.shape[0], dtype=np.int64)
+    for s in range(0, q.shape[0], _ROWS):
+        qc = _rows64(q, s, s + _ROWS, cos)
+        dot = qc @ sums.T  # (B, K): q.S_c
+        qq = np.einsum("ij,ij->i", qc, qc)
+        rows = np.arange(qc.shape[0])
+        if cos:
+            # score = cos(q, S_c) = q.S_c / |S_c|; leave-one-out replaces S_c by S_c - u_i.
+            snorm2 = np.broadcast_to(sq_s, dot.shape).copy()
+            if loo:
+                yc = y[s : s + _ROWS]
+                dot[rows, yc] -= qq
+                snorm2[rows, yc] = sq_s[yc] - 2 * (dot[rows, yc] + qq) + qq
+            with np.errstate(invalid="ignore", divide="ignore"):
+                d = 1.0 - np.where(snorm2 > 1e-24, dot / np.sqrt(np.maximum(snorm2, 1e-300)), 0.0)
+        else:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cent = sums / cf[:, None]
+                sq_c = np.einsum("ij,ij->i", cent, cent)
+                d = np.maximum(qq[:, None] - 2 * (qc @ np.nan_to_num(cent).T) + sq_c, 0.0)
+                if loo:
+                    yc = y[s : s + _ROWS]
+                    nc = cf[yc]
+                    d[rows, yc] *= (nc / (nc - 1.0)) ** 2
+        d[:, absent] = np.inf
+        if loo:
+            single = counts[y[s : s + _ROWS]] == 1
+            d[rows[single], y[s : s + _ROWS][single]] = np.inf
+        pred = np.argmin(d, axis=1)
+        pred[~np.isfinite(d[rows, pred])] = -1  # no candidate class at all
+        out[s : s + _ROWS] = pred
+    return out
