@@ -111,13 +111,13 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
         fold=0.8,
     ),
     "fear": dict(
-        brow_raise=0.08,
-        brow_tilt=0.05,
-        brow_arch=-0.02,
-        eye_open=0.6,
-        mouth_curv=-0.04,
-        mouth_open=0.05,
-        mouth_width=0.2,
+        brow_raise=0.07,
+        brow_tilt=0.04,
+        brow_arch=-0.015,
+        eye_open=0.55,
+        mouth_curv=-0.03,
+        mouth_open=0.06,
+        mouth_width=0.1,
         teeth=0.3,
     ),
     "happy": dict(
@@ -131,11 +131,11 @@ _PROTOTYPES: dict[str, dict[str, float]] = {
     ),
     "sad": dict(brow_tilt=0.045, brow_raise=0.01, eye_open=-0.15, mouth_curv=-0.05),
     "surprise": dict(
-        brow_raise=0.12,
-        brow_arch=0.05,
-        eye_open=0.7,
-        mouth_open=0.13,
-        mouth_width=-0.45,
+        brow_raise=0.10,
+        brow_arch=0.035,
+        eye_open=0.6,
+        mouth_open=0.10,
+        mouth_width=-0.3,
     ),
     "neutral": {},
 }
@@ -147,7 +147,7 @@ _ACTION_JITTER = dict(
     eye_open=0.12,
     mouth_curv=0.015,
     mouth_open=0.012,
-    mouth_width=0.07,
+    mouth_width=0.09,
     mouth_shift=0.01,
     teeth=0.15,
     wrinkle=0.15,
@@ -245,7 +245,10 @@ def long_tail_weights(ratio: float) -> np.ndarray:
 def _sample_params(
     rng: np.random.Generator, labels: np.ndarray, ident: dict[str, np.ndarray], d: float
 ) -> dict[str, np.ndarray]:
-    """Per-sample action and nuisance parameters, each (N,) float64 (``ident`` already per sample)."""
+    """Per-sample action and nuisance parameters, each (N,) float64.
+
+    ``ident`` holds the identity parameters already gathered per sample.
+    """
     n = labels.shape[0]
     proto = np.array(
         [[_PROTOTYPES[c].get(a, 0.0) for a in _ACTIONS] for c in CLASS_NAMES], dtype=np.float64
@@ -274,7 +277,7 @@ def _sample_params(
     p["light_dir"] = rng.uniform(0.0, 2 * np.pi, n)
     p["contrast"] = np.exp(d * rng.normal(0.0, 0.15, n))
     p["brightness"] = d * rng.normal(0.0, 0.06, n)
-    p["background"] = rng.uniform(0.1, 0.9, n)
+    p["background"] = 0.5 + d * rng.uniform(-0.4, 0.4, n)
     p["occluded"] = (rng.random(n) < 0.15 * min(d, 2.0)).astype(np.float64)
     p["occ_x"] = rng.uniform(-0.6, 0.6, n)
     p["occ_y"] = rng.uniform(-0.5, 0.7, n)
@@ -293,10 +296,14 @@ def _sample_params(
 
 def _paint(img: np.ndarray, dist: np.ndarray, tone, edge: np.ndarray, alpha=1.0) -> None:
     """Composite ``tone`` where the signed distance ``dist`` < 0, anti-aliased over ``edge``."""
-    cover = np.clip(0.5 - dist / edge, 0.0, 1.0)
+    cover = dist / edge
+    np.subtract(0.5, cover, out=cover)
+    np.clip(cover, 0.0, 1.0, out=cover)
     if not np.isscalar(alpha) or alpha != 1.0:
         cover *= alpha
-    img += cover * (tone - img)
+    delta = tone - img
+    delta *= cover
+    img += delta
 
 
 def _ellipse(u, v, cx, cy, a, b):
@@ -344,7 +351,7 @@ def _render(p: dict[str, np.ndarray], size: int, noise: np.ndarray) -> np.ndarra
     head = _ellipse(u, v, 0.0, hy, ha, hb)
     r2 = (u / ha) ** 2 + ((v - hy) / hb) ** 2
     _paint(img, head, skin * (1.0 - 0.3 * r2), edge)
-    fringe = np.maximum(head, v - (q["hairline"] + 0.25 * u * u))
+    fringe = np.maximum(back, v - (q["hairline"] + 0.25 * u * u))
     _paint(img, fringe, hair, edge)
 
     # Brows: a thick quadratic stroke; s runs from -1 (outer end) to +1 (inner end).
@@ -373,15 +380,16 @@ def _render(p: dict[str, np.ndarray], size: int, noise: np.ndarray) -> np.ndarra
 
     # Nose: a shadow on one side, nostrils, and the wrinkle lines of disgust.
     ny = q["nose_y"]
-    ridge = _segment(u, v, 0.06, ey + 0.05, 0.07, ny - 0.02) - 0.02
-    _paint(img, ridge, skin * 0.7, edge, alpha=0.6)
+    ridge = _segment(u, v, 0.05, ny - 0.16, 0.07, ny - 0.03) - 0.02
+    _paint(img, ridge, skin * 0.75, edge, alpha=0.5)
     nostril = _ellipse(au, v, 0.065, ny, 0.04, 0.022)
     _paint(img, nostril, skin * 0.35, edge)
-    wrinkle = np.full_like(img, np.inf)
-    for k in range(3):
-        wy = ey + 0.02 + 0.045 * k
-        wrinkle = np.minimum(wrinkle, _segment(au, v, 0.0, wy, 0.09 - 0.015 * k, wy - 0.02))
-    _paint(img, wrinkle - 0.012, skin * 0.45, edge, alpha=q["wrinkle"])
+    # Three slanted lines 0.04 apart on the nose bridge: distance to the nearest line of a
+    # periodic family, cut to a box.
+    w = v + 0.36 * au - (ey + 0.085)
+    lines = np.abs(w - 0.04 * np.round(w / 0.04))
+    wrinkle = np.maximum(np.maximum(lines, au - 0.07), np.abs(w - 0.04) - 0.05) - 0.01
+    _paint(img, wrinkle, skin * 0.5, edge, alpha=q["wrinkle"])
 
     # Nasolabial folds, from beside the nostrils towards the mouth corners.
     my = q["mouth_y"] + q["mouth_shift"]
@@ -510,7 +518,9 @@ class SynthFERDataset(ArrayDataset):
                 subject=f"id{ident:05d}",
                 split=split,
             )
-            for i, (lab, ident) in enumerate(zip(batch.labels.tolist(), batch.identities.tolist()))
+            for i, (lab, ident) in enumerate(
+                zip(batch.labels.tolist(), batch.identities.tolist(), strict=True)
+            )
         ]
         super().__init__(batch.images, samples, CLASS_NAMES, split=split, image_size=image_size)
         self.identities = batch.identities
