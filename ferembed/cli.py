@@ -160,7 +160,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ferembed.metrics import evaluate_run, format_summary
+    from ferembed.metrics import evaluate_run
+    from ferembed.metrics.summary import format_summary
 
     for run_dir in args.runs:
         kw = {}
