@@ -1,0 +1,264 @@
+"""Plotly figure builders for the dashboard: plain data in, ``go.Figure`` out (no Streamlit).
+
+Only the projection uses WebGL (``Scattergl`` / ``Scatter3d``) and it draws every run into one
+figure, so a page holds at most one 2-D WebGL canvas (or one 3-D scene per run, capped by the
+page); browsers limit the number of live WebGL contexts to a dozen or so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+#: Colours of runs (by their position in the selection) and of classes.
+RUN_COLORS = qualitative.Plotly
+CLASS_COLORS = qualitative.D3 + qualitative.Pastel
+#: Categorical colourings with more categories than this share one trace (no legend).
+MAX_LEGEND_CATEGORIES = 20
+
+
+def run_color(i: int) -> str:
+    return RUN_COLORS[i % len(RUN_COLORS)]
+
+
+def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+    fig.update_layout(
+        title=title,
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def grouped_bars(
+    categories: Sequence[str],
+    series: dict[str, Sequence[float]],
+    *,
+    title: str,
+    yaxis: str,
+    height: int = 340,
+) -> go.Figure:
+    """One bar group per category, one bar per series (run), all on the same axes.
+
+    Args:
+        categories: (K,) x-axis labels (class names).
+        series: run name -> (K,) values (NaN / None leave a gap).
+    """
+    fig = go.Figure()
+    for i, (name, values) in enumerate(series.items()):
+        fig.add_bar(
+            x=list(categories),
+            y=[None if v is None or not np.isfinite(v) else float(v) for v in values],
+            name=name,
+            marker_color=run_color(i),
+            hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
+        )
+    fig.update_layout(barmode="group", yaxis_title=yaxis)
+    return _layout(fig, title, height)
+
+
+def heatmap(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    *,
+    title: str | None = None,
+    zmin: float | None = None,
+    zmax: float | None = None,
+    colorscale: str = "Viridis",
+    fmt: str = ".2f",
+    xaxis: str = "",
+    yaxis: str = "",
+    height: int = 420,
+    showscale: bool = True,
+) -> go.Figure:
+    """A labelled K x K heatmap with the values written in the cells (rows top to bottom)."""
+    z = np.asarray(matrix, dtype=float)
+    text = [[("" if not np.isfinite(v) else format(v, fmt)) for v in row] for row in z]
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=list(labels),
+            y=list(labels),
+            zmin=zmin,
+            zmax=zmax,
+            colorscale=colorscale,
+            text=text,
+            texttemplate="%{text}",
+            hovertemplate=f"{yaxis or 'row'} %{{y}}<br>{xaxis or 'col'} %{{x}}<br>%{{z:{fmt}}}"
+            "<extra></extra>",
+            showscale=showscale,
+        )
+    )
+    fig.update_yaxes(autorange="reversed", title=yaxis)
+    fig.update_xaxes(title=xaxis)
+    return _layout(fig, title, height)
+
+
+def distance_histograms(hists: dict[str, dict], *, title: str, height: int = 360) -> go.Figure:
+    """Intra-class (solid) and inter-class (dashed) distance distributions of several runs.
+
+    Args:
+        hists: run name -> metrics.json ``histograms`` (``bin_edges``, ``intra``, ``inter``).
+    """
+    fig = go.Figure()
+    for i, (name, h) in enumerate(hists.items()):
+        edges = np.asarray(h["bin_edges"], dtype=float)
+        centres = (edges[:-1] + edges[1:]) / 2
+        for part, dash in (("intra", "solid"), ("inter", "dash")):
+            fig.add_scatter(
+                x=centres,
+                y=np.asarray(h[part], dtype=float),
+                mode="lines",
+                name=f"{name} · {part}",
+                line={"color": run_color(i), "dash": dash, "shape": "hvh"},
+                hovertemplate=f"{name} {part}<br>d=%{{x:.3f}}: %{{y:.4f}}<extra></extra>",
+            )
+    fig.update_layout(xaxis_title="distance", yaxis_title="fraction of pairs")
+    return _layout(fig, title, height)
+
+
+def metric_bars(
+    metrics: Sequence[str], series: dict[str, Sequence[float]], *, title: str, height: int = 320
+) -> go.Figure:
+    """Scalar metrics (x) for several runs (bars)."""
+    return grouped_bars(metrics, series, title=title, yaxis="value", height=height)
+
+
+def delta_bars(
+    categories: Sequence[str],
+    deltas: Sequence[float],
+    *,
+    low: Sequence[float] | None = None,
+    high: Sequence[float] | None = None,
+    title: str,
+    yaxis: str,
+    height: int = 320,
+) -> go.Figure:
+    """Per-class differences (B - A), green up / red down, with optional CI error bars."""
+    d = np.asarray([np.nan if v is None else v for v in deltas], dtype=float)
+    err = None
+    if low is not None and high is not None:
+        lo = np.asarray([np.nan if v is None else v for v in low], dtype=float)
+        hi = np.asarray([np.nan if v is None else v for v in high], dtype=float)
+        err = {"type": "data", "array": hi - d, "arrayminus": d - lo, "visible": True}
+    fig = go.Figure(
+        go.Bar(
+            x=list(categories),
+            y=d,
+            error_y=err,
+            marker_color=["#2ca02c" if v >= 0 else "#d62728" for v in np.nan_to_num(d)],
+            hovertemplate="%{x}: %{y:+.4f}<extra></extra>",
+        )
+    )
+    fig.add_hline(y=0, line_color="grey", line_width=1)
+    fig.update_layout(yaxis_title=yaxis)
+    return _layout(fig, title, height)
+
+
+def projection(
+    panels: Sequence[dict],
+    *,
+    color_kind: str,
+    dim: int = 2,
+    height_per_row: int = 460,
+    cmin: float | None = None,
+    cmax: float | None = None,
+    color_title: str = "",
+    categories: Sequence[str] | None = None,
+) -> go.Figure:
+    """Scatter of several runs' projections, one subplot (2-D) or 3-D scene per run.
+
+    Args:
+        panels: per run a dict with ``title``, ``coords`` (M, dim), ``color`` (M,) category names
+            (``color_kind="category"``) or floats (``"continuous"``), ``hover`` (M,) str and
+            ``customdata`` (M, 2) int ``[panel index, run row]`` (returned by selections).
+        color_kind: ``"category"`` or ``"continuous"``.
+        dim: 2 (one shared WebGL canvas) or 3 (a scene per run).
+        categories: legend order of the categories (default: natural sort of those present).
+    """
+    n = len(panels)
+    cols = min(n, 2) if n > 1 else 1
+    rows = -(-n // cols) if n else 1
+    spec_type = "scene" if dim == 3 else "xy"
+    fig = make_subplots(
+        rows=rows,
+        cols=cols,
+        subplot_titles=[p["title"] for p in panels],
+        specs=[[{"type": spec_type}] * cols for _ in range(rows)],
+        horizontal_spacing=0.04,
+        vertical_spacing=0.08,
+    )
+    present: list[str] = []
+    if color_kind == "category":
+        present = sorted({str(c) for p in panels for c in p["color"]}, key=_natural_key)
+        if categories is not None:
+            order = [str(c) for c in categories]
+            present = [c for c in order if c in present] + [c for c in present if c not in order]
+    categories = present
+    many = len(categories) > MAX_LEGEND_CATEGORIES
+    palette = {c: CLASS_COLORS[i % len(CLASS_COLORS)] for i, c in enumerate(categories)}
+    size = 3 if dim == 3 else 5
+    for i, p in enumerate(panels):
+        r, c = divmod(i, cols)
+        coords = np.asarray(p["coords"], dtype=np.float32)
+        hover = np.asarray(p["hover"], dtype=object)
+        custom = np.asarray(p["customdata"])
+        color = np.asarray(p["color"], dtype=object)
+        if color_kind == "category" and not many:
+            groups = [(cat, color == cat) for cat in categories]
+        else:
+            groups = [(None, np.ones(len(coords), dtype=bool))]
+        for cat, mask in groups:
+            if not mask.any():
+                continue
+            if cat is not None:
+                marker = {"size": size, "color": palette[cat], "opacity": 0.8}
+            elif color_kind == "category":
+                marker = {"size": size, "color": [palette[v] for v in color[mask]]}
+            else:
+                marker = {
+                    "size": size,
+                    "color": np.asarray(color[mask], dtype=float),
+                    "colorscale": "Viridis",
+                    "cmin": cmin,
+                    "cmax": cmax,
+                    "showscale": i == 0,
+                    "colorbar": {"title": color_title, "len": 0.6},
+                }
+            common = {
+                "mode": "markers",
+                "marker": marker,
+                "name": str(cat) if cat is not None else p["title"],
+                "legendgroup": str(cat),
+                "showlegend": cat is not None and i == 0,
+                "customdata": custom[mask],
+                "hovertext": hover[mask],
+                "hovertemplate": "%{hovertext}<extra></extra>",
+            }
+            if dim == 3:
+                trace = go.Scatter3d(
+                    x=coords[mask, 0], y=coords[mask, 1], z=coords[mask, 2], **common
+                )
+            else:
+                trace = go.Scattergl(x=coords[mask, 0], y=coords[mask, 1], **common)
+            fig.add_trace(trace, row=r + 1, col=c + 1)
+    if dim == 2:
+        fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
+        fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    else:
+        axis = {"showticklabels": False, "title": ""}
+        fig.update_scenes(xaxis=axis, yaxis=axis, zaxis=axis)
+    fig.update_layout(dragmode="select" if dim == 2 else "orbit", legend={"itemsizing": "constant"})
+    fig = _layout(fig, None, height_per_row * rows)
+    # Room above the subplot titles for Plotly's toolbar.
+    fig.update_layout(margin={"t": 60})
+    return fig
+
+
+def _natural_key(s: str):
+    return (0, int(s)) if str(s).lstrip("-").isdigit() else (1, str(s))

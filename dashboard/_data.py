@@ -1,0 +1,614 @@
+"""Cached, root-confined access to runs for the dashboard pages.
+
+Every file the dashboard reads goes through here, and every path is first resolved (symlinks
+followed, ``..`` collapsed) and checked to lie inside the runs root; a path that does not is
+refused with :class:`OutsideRootError`.
+
+Caching: loaded runs (memory-mapped arrays) and FAISS indexes are ``st.cache_resource`` (shared,
+never copied); metrics, tables, projections and comparisons are ``st.cache_data``. Cached
+functions take plain strings plus a *stamp* (the mtime of the file they depend on), so a run or a
+metrics.json that is rewritten is reloaded, and take the loaded ``Run`` as an underscore argument
+that Streamlit does not hash. Nothing else is global: the selection lives in each browser tab's
+session state, so several tabs work independently.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ferembed import projection as _projection
+from ferembed.errors import FerembedError
+from ferembed.runs import Run, find_runs, load_run
+
+RUNS_ENV = "FEREMBED_RUNS"
+#: Session-state key of the sidebar's run multiselect (relative run paths).
+SELECTED_KEY = "selected_runs"
+#: Runs selected by default when the app opens.
+DEFAULT_SELECTED = 6
+
+#: Headline metrics shown in the runs table: (metrics.json key, column title).
+HEADLINE: tuple[tuple[str, str], ...] = (
+    ("precision_at_1", "P@1"),
+    ("map_at_r", "MAP@R"),
+    ("r_precision", "R-Prec"),
+    ("knn_accuracy", "kNN acc"),
+    ("accuracy", "Acc"),
+    ("macro_f1", "Macro-F1"),
+    ("silhouette", "Silhouette"),
+    ("nmi", "NMI"),
+    ("fisher_ratio", "Fisher"),
+    ("nc1", "NC1"),
+)
+
+
+class OutsideRootError(ValueError):
+    """A path that resolves outside the runs root."""
+
+
+class RunLoadError(FerembedError):
+    """A run that cannot be loaded; the message names it and says why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# The runs root and paths inside it
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_runs_arg(argv: list[str]) -> str | None:
+    """``--runs DIR`` from the script arguments (``streamlit run app.py -- --runs DIR``)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs", default=None)
+    args, _ = parser.parse_known_args(argv)
+    return args.runs
+
+
+def runs_root() -> Path | None:
+    """The runs root: ``--runs DIR`` after ``--`` on the command line, else ``$FEREMBED_RUNS``."""
+    raw = parse_runs_arg(sys.argv[1:]) or os.environ.get(RUNS_ENV)
+    return Path(raw).expanduser().resolve() if raw else None
+
+
+def resolve_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Resolve ``path`` (relative to ``root``, or absolute) and check that it stays inside ``root``.
+
+    Raises:
+        OutsideRootError: the resolved path (``..`` and symlinks followed) is not ``root`` or a
+            descendant of it.
+    """
+    root_r = Path(root).resolve()
+    text = str(path).strip()
+    if "\x00" in text:
+        raise OutsideRootError(f"{text!r} is not a valid path")
+    resolved = (root_r / text).resolve()
+    if resolved != root_r and root_r not in resolved.parents:
+        raise OutsideRootError(f"{text!r} is outside the runs root {root_r}; refused")
+    return resolved
+
+
+def relative(root: Path, path: Path) -> str:
+    rel = Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    return rel or "."
+
+
+def _stamp(path: Path) -> int:
+    """A change marker for cache keys: the file's mtime in ns, -1 when absent."""
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+#: The files that make a run (not metrics.json / per_sample.parquet / cache/, which the dashboard
+#: and ferembed evaluate write without changing the run itself).
+RUN_FILES = (
+    "run.json",
+    "embeddings.npy",
+    "samples.parquet",
+    "logits.npy",
+    "thumbs.npy",
+    "head_weight.npy",
+    "head_bias.npy",
+)
+
+
+def _run_stamp(path: Path) -> tuple[int, ...]:
+    """Change marker of a run directory: the mtimes of its files (a repaired array reloads)."""
+    return tuple(_stamp(path / f) for f in RUN_FILES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    """One run directory found under the root, loaded or not.
+
+    Attributes:
+        rel: posix path relative to the root (the key used in the UI and session state).
+        run: the loaded run, or None when it is malformed.
+        error: why it could not be loaded (names the file), or None.
+    """
+
+    rel: str
+    run: Run | None
+    error: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How the sidebar names the run: its name, with its path when they differ."""
+        if self.run is None or self.run.name == self.rel:
+            return self.rel
+        return f"{self.run.name} ({self.rel})"
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def _scan(root: str) -> list[str]:
+    return [relative(Path(root), p) for p in find_runs(root)]
+
+
+@st.cache_resource(max_entries=128, show_spinner=False)
+def _load(path: str, stamp: tuple[int, ...]) -> Run | str:
+    """A loaded run, or the error message (cached too, so a bad run is not re-read every rerun)."""
+    del stamp  # part of the cache key only
+    try:
+        return load_run(path)
+    except FerembedError as exc:
+        return str(exc)
+    except Exception as exc:  # anything else a broken file can raise must not crash the page
+        return f"{path}: {type(exc).__name__}: {exc}"
+
+
+def scan_runs(root: Path) -> list[RunEntry]:
+    """Every run directory under ``root``, loaded (cached) or with its error."""
+    out = []
+    for rel in _scan(str(root)):
+        out.append(load_entry(root, rel))
+    return out
+
+
+def load_entry(root: Path, rel: str) -> RunEntry:
+    """Load the run at ``rel`` (checked to be inside ``root``); errors are returned, not raised.
+
+    Raises:
+        OutsideRootError: ``rel`` escapes the root.
+    """
+    path = resolve_inside(root, rel)
+    rel = relative(root, path)
+    if not (path / "run.json").is_file():
+        return RunEntry(rel, None, f"{rel}: not a run directory (no run.json)")
+    got = _load(str(path), _run_stamp(path))
+    if isinstance(got, str):
+        return RunEntry(rel, None, got)
+    return RunEntry(rel, got)
+
+
+def clear_caches() -> None:
+    """Forget scanned and loaded runs (the sidebar's "Rescan" button)."""
+    _scan.clear()
+    _load.clear()
+
+
+def selected_rels() -> list[str]:
+    return list(st.session_state.get(SELECTED_KEY, []))
+
+
+def selected_runs(root: Path) -> list[Run]:
+    """The runs chosen in the sidebar, loaded; malformed ones are skipped (the sidebar says so)."""
+    runs = []
+    for rel in selected_rels():
+        try:
+            entry = load_entry(root, rel)
+        except OutsideRootError:
+            continue
+        if entry.run is not None:
+            runs.append(entry.run)
+    return runs
+
+
+def run_key(run: Run) -> str:
+    """A unique, stable key for a run in widget keys and cache keys."""
+    return str(run.path)
+
+
+def describe(run: Run) -> dict[str, Any]:
+    """Identification columns of a run from its manifest."""
+    m = run.manifest
+    model = m.get("model") or {}
+    data = m.get("dataset") or {}
+    return {
+        "run": run.name,
+        "dataset": data.get("name") or "",
+        "split": data.get("split") or "",
+        "loss": model.get("loss") or ("(import)" if m.get("source") == "import" else ""),
+        "arch": model.get("arch") or "",
+        "N": run.n,
+        "D": run.dim,
+        "distance": run.distance,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics (computed by ferembed.metrics; read here)
+# ---------------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _metrics(path: str, stamp: int, _run: Run) -> dict[str, Any] | None:
+    del path, stamp
+    return _run.load_metrics()
+
+
+def metrics(run: Run) -> dict[str, Any] | None:
+    """The run's metrics.json (None when not computed yet or unreadable)."""
+    return _metrics(run_key(run), _stamp(run.metrics_path), run)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _per_sample(path: str, stamp: int, _run: Run) -> pd.DataFrame | None:
+    del stamp
+    try:
+        df = pd.read_parquet(Path(path) / "per_sample.parquet")
+    except Exception:  # absent or unreadable: pages fall back to what samples.parquet has
+        return None
+    if "sample_id" not in df.columns:
+        return None
+    df = df.assign(sample_id=df["sample_id"].astype(str)).drop_duplicates("sample_id")
+    ids = _run.samples["sample_id"].astype(str)
+    return df.set_index("sample_id").reindex(ids).reset_index()
+
+
+def per_sample(run: Run) -> pd.DataFrame | None:
+    """per_sample.parquet reindexed to the run's rows (by sample_id), or None when absent."""
+    return _per_sample(run_key(run), _stamp(run.path / "per_sample.parquet"), run)
+
+
+def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
+    """One row per loadable run: identification, headline metrics and their 95% CIs."""
+    rows = []
+    for e in entries:
+        if e.run is None:
+            continue
+        row = {"path": e.rel, **describe(e.run)}
+        m = metrics(e.run) or {}
+        ci = m.get("ci") or {}
+        row["metrics"] = "yes" if m else "missing"
+        for key, title in HEADLINE:
+            val = m.get(key)
+            row[title] = float(val) if isinstance(val, (int, float)) else np.nan
+            lo_hi = ci.get(key)
+            row[f"{title} CI"] = (
+                f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
+                if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2 and None not in lo_hi
+                else ""
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate(run: Run) -> dict[str, Any]:
+    """Compute and write the run's metrics.json / per_sample.parquet (ferembed.metrics)."""
+    try:
+        from ferembed.metrics import evaluate_run
+    except ImportError:  # the package may not re-export it
+        from ferembed.metrics.evaluate import evaluate_run
+
+    return evaluate_run(run)
+
+
+# ---------------------------------------------------------------------------------------------
+# Projections, neighbours, comparisons, exports
+# ---------------------------------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _project(path: str, stamp: int, params: tuple, _run: Run) -> _projection.Projection:
+    del path, stamp
+    return _projection.project_run(_run, **dict(params))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _align(keys: tuple, _projs: list, _ids: list) -> list[_projection.Projection]:
+    del keys
+    return _projection.align_projections(_projs, _ids)
+
+
+def projection(run: Run, **params: Any) -> _projection.Projection:
+    """One run's projection (cached in memory, and on disk by ferembed.projection)."""
+    return _project(run_key(run), _stamp(run.path / "run.json"), tuple(sorted(params.items())), run)
+
+
+def is_projection_cached(run: Run, **params: Any) -> bool:
+    """Whether the projection is on disk already (the page then skips the "computing" notice)."""
+    return _projection.cache_path(run, **params).is_file()
+
+
+def align(runs: list[Run], projs: list[_projection.Projection]) -> list[_projection.Projection]:
+    """Procrustes-align the projections onto the first run's (cached)."""
+    ids = [sample_ids(r)[p.indices] for r, p in zip(runs, projs, strict=True)]
+    keys = tuple(
+        (run_key(r), _stamp(r.path / "run.json"), tuple(sorted(p.params.items())))
+        for r, p in zip(runs, projs, strict=True)
+    )
+    return _align(keys, projs, ids)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _sample_ids(path: str, stamp: int, _run: Run) -> np.ndarray:
+    del path, stamp
+    return _run.samples["sample_id"].to_numpy(dtype=str)
+
+
+def sample_ids(run: Run) -> np.ndarray:
+    """(N,) str sample ids of the run."""
+    return _sample_ids(run_key(run), _stamp(run.path / "run.json"), run)
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _id_index(path: str, stamp: int, _run: Run) -> tuple[pd.Index, np.ndarray]:
+    """A hash index of the run's sample ids (first occurrence of a repeated id) and their rows."""
+    del path, stamp
+    ids = pd.Index(_run.samples["sample_id"].astype(str).to_numpy())
+    first = ~ids.duplicated(keep="first")
+    return ids[first], np.flatnonzero(first)
+
+
+def rows_of(run: Run, ids) -> np.ndarray:
+    """(len(ids),) int64 rows of these sample ids in the run, -1 where absent."""
+    index, rows = _id_index(run_key(run), _stamp(run.path / "run.json"), run)
+    pos = index.get_indexer([str(s) for s in ids])
+    return np.where(pos >= 0, rows[pos], -1).astype(np.int64)
+
+
+def row_of(run: Run, sample_id: str) -> int | None:
+    """Row of ``sample_id`` in the run, or None."""
+    row = int(rows_of(run, [sample_id])[0])
+    return row if row >= 0 else None
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _index(path: str, stamp: int, _run: Run):
+    del path, stamp
+    from ferembed.index.faiss_index import build_index
+
+    return build_index(np.asarray(_run.embeddings), kind="flat", distance=_run.distance)
+
+
+def neighbours(run: Run, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other samples of ``row`` (exact FAISS search): (rows, distances)."""
+    index = _index(run_key(run), _stamp(run.path / "run.json"), run)
+    knn = index.search(np.asarray(run.embeddings[[row]]), k, query_ids=np.array([row]))
+    keep = knn.indices[0] >= 0
+    return knn.indices[0][keep], knn.distances[0][keep]
+
+
+#: Options of compare_runs used by the dashboard (part of the on-disk cache key).
+COMPARE_OPTIONS = {"k": 10, "n_boot": 1000, "seed": 0}
+
+
+#: Above this many samples the Compare page asks before running compare_runs (it searches the
+#: exact kNN of both runs: ~9 minutes at 100k samples on two cores).
+COMPARE_CONFIRM_N = 20_000
+
+
+def _compare_ident(a: Run, b: Run) -> tuple[dict[str, Any], Path]:
+    """Identity of a comparison and its on-disk cache file (in A's cache/)."""
+    import hashlib
+    import json
+
+    ident = {
+        "a": [str(a.path), a.manifest.get("created"), a.n],
+        "b": [str(b.path), b.manifest.get("created"), b.n],
+        "options": COMPARE_OPTIONS,
+        "version": 1,
+    }
+    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
+    return ident, a.cache_dir / f"compare-{digest}.json"
+
+
+def _read_compare(a: Run, b: Run) -> dict[str, Any] | None:
+    import json
+
+    ident, path = _compare_ident(a, b)
+    try:
+        cached = json.loads(path.read_text())
+        return cached["result"] if cached.get("ident") == ident else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _compare(key_a: tuple, key_b: tuple, _a: Run, _b: Run) -> dict[str, Any]:
+    """compare_runs(a, b), also cached on disk in A's cache/ (it needs an exact kNN search of
+    both runs: minutes at 100k samples) keyed by both runs' identity and the options."""
+    import json
+
+    from ferembed import _io
+    from ferembed.metrics.compare import compare_runs
+
+    del key_a, key_b
+    hit = _read_compare(_a, _b)
+    if hit is not None:
+        return hit
+    result = compare_runs(_a, _b, **COMPARE_OPTIONS)
+    ident, path = _compare_ident(_a, _b)
+    try:
+        _io.write_text(path, json.dumps({"ident": ident, "result": result}) + "\n")
+    except (OSError, ValueError):  # read-only root or a non-JSON value: keep it in memory only
+        pass
+    return result
+
+
+def compare_ready(run_a: Run, run_b: Run) -> bool:
+    """Whether the comparison is cheap now: cached on disk, or small runs."""
+    return max(run_a.n, run_b.n) <= COMPARE_CONFIRM_N or _read_compare(run_a, run_b) is not None
+
+
+def compare(run_a: Run, run_b: Run) -> dict[str, Any]:
+    """``ferembed.metrics.compare.compare_runs(a, b)`` (B - A), cached in memory and on disk."""
+    key_a = (run_key(run_a), _stamp(run_a.path / "run.json"))
+    key_b = (run_key(run_b), _stamp(run_b.path / "run.json"))
+    return _compare(key_a, key_b, run_a, run_b)
+
+
+def _metric_keys(runs: list[Run]) -> tuple:
+    return tuple((run_key(r), _stamp(r.metrics_path)) for r in runs)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _collect(keys: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from ferembed.export import collect_metrics
+
+    return collect_metrics([k[0] for k in keys])
+
+
+def collected_metrics(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``ferembed.export.collect_metrics`` of the runs: (long, wide) tables."""
+    return _collect(_metric_keys(runs))
+
+
+EXPORT_FORMATS = {
+    "csv": ("metrics.csv", "text/csv"),
+    "json": ("metrics.json", "application/json"),
+    "parquet": ("metrics.parquet", "application/octet-stream"),
+    "html": ("report.html", "text/html"),
+}
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _export(keys: tuple, fmt: str) -> bytes:
+    from ferembed.export import export
+
+    filename = EXPORT_FORMATS[fmt][0]
+    # Written to a private temporary directory (never into the runs root) and read back.
+    with tempfile.TemporaryDirectory(prefix="ferembed-export-") as tmp:
+        out = Path(tmp) / filename
+        export([k[0] for k in keys], format=fmt, out=out)
+        return out.read_bytes()
+
+
+def export_bytes(runs: list[Run], fmt: str) -> bytes:
+    """The runs' metrics exported by ``ferembed.export.export`` as ``fmt``, as bytes."""
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"format must be one of {sorted(EXPORT_FORMATS)}, got {fmt!r}")
+    return _export(_metric_keys(runs), fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-sample annotations (labels, predictions, correctness, noise) for plots and tables
+# ---------------------------------------------------------------------------------------------
+
+COLOR_BY = {
+    "label": "Label",
+    "pred": "Prediction",
+    "correct": "Correctness",
+    "subject": "Subject",
+    "noise": "Label-noise score",
+}
+#: per_sample.parquet columns holding the kNN prediction / label-noise score (first found wins).
+KNN_PRED_COLUMNS = ("knn_pred", "knn_prediction", "pred_knn")
+NOISE_COLUMNS = ("knn_disagreement", "label_disagreement", "knn_label_disagreement", "noise_score")
+
+
+def predictions(run: Run) -> tuple[np.ndarray, str]:
+    """(N,) predicted class per sample and its source: ``"head"``, ``"kNN"`` or ``"none"``.
+
+    The head's argmax comes from samples.parquet; without a head the kNN vote is read from
+    per_sample.parquet (written by ferembed.metrics). -1 where there is no prediction.
+    """
+    pred = run.samples["pred"].to_numpy(dtype=np.int64)
+    if (pred >= 0).any():
+        return pred, "head"
+    ps = per_sample(run)
+    if ps is not None:
+        for col in KNN_PRED_COLUMNS:
+            if col in ps.columns:
+                return ps[col].fillna(-1).to_numpy(dtype=np.int64), "kNN"
+    return pred, "none"
+
+
+def noise_score(run: Run) -> np.ndarray | None:
+    """(N,) label-noise score (kNN label disagreement, per_sample.parquet), or None."""
+    ps = per_sample(run)
+    if ps is None:
+        return None
+    for col in NOISE_COLUMNS:
+        if col in ps.columns:
+            return ps[col].to_numpy(dtype=float)
+    return None
+
+
+def annotations(run: Run) -> pd.DataFrame:
+    """Per-sample table for plots and face captions: sample_id, label, pred, correct, subject,
+    noise (N rows, the run's order)."""
+    key = (run_key(run), _stamp(run.path / "run.json"), _stamp(run.path / "per_sample.parquet"))
+    return _annotations(key, run)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _annotations(key: tuple, _run: Run) -> pd.DataFrame:
+    del key
+    names = np.asarray(_run.class_names + ["-"], dtype=object)  # index -1 -> "-"
+    pred, source = predictions(_run)
+    labels = _run.labels
+    noise = noise_score(_run)
+    s = _run.samples
+    return pd.DataFrame(
+        {
+            "sample_id": s["sample_id"].astype(str).to_numpy(),
+            "label": names[labels],
+            "pred": names[pred],
+            "pred_source": source,
+            "correct": np.where(
+                pred < 0, "no prediction", np.where(pred == labels, "correct", "wrong")
+            ),
+            "subject": s["subject"].astype(str).replace("", "-").to_numpy(),
+            "noise": noise if noise is not None else np.full(len(s), np.nan),
+        }
+    )
+
+
+def projection_panel(run: Run, proj: _projection.Projection, color_by: str, i: int) -> dict:
+    """The data of one run's subplot for ``_charts.projection`` (cached; see there)."""
+    key = (
+        run_key(run),
+        _stamp(run.path / "run.json"),
+        _stamp(run.path / "per_sample.parquet"),
+        tuple(sorted(proj.params.items())),
+        proj.aligned_to,
+    )
+    return _projection_panel(key, color_by, i, run, proj)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _projection_panel(
+    key: tuple, color_by: str, i: int, _run: Run, _proj: _projection.Projection
+) -> dict:
+    del key
+    ann = annotations(_run).iloc[_proj.indices]
+    # Hover text is most of the figure's bytes: keep it short, with subject / score only when
+    # they are what the points are coloured by.
+    hover = ann["sample_id"] + "<br>" + ann["label"] + " → " + ann["pred"]
+    if color_by == "subject":
+        hover = hover + "<br>subject " + ann["subject"]
+    if color_by == "noise":
+        hover = hover + "<br>noise " + ann["noise"].round(2).astype(str)
+    color = ann["noise"].to_numpy() if color_by == "noise" else ann[color_by].to_numpy()
+    return {
+        "title": _run.name,
+        "coords": _proj.coords,
+        "color": color,
+        "hover": hover.to_numpy(),
+        "customdata": np.stack([np.full(_proj.n_shown, i), _proj.indices], axis=1),
+    }

@@ -1,0 +1,112 @@
+"""Streamlit pieces shared by several pages: the runs root, the run selection, faces, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from dashboard import _data
+from ferembed import _thumbs
+from ferembed.runs import Run
+
+#: Pixels of a face tile in grids (thumbnails are upscaled by whole pixels to about this size).
+FACE_PX = 96
+
+
+def root() -> Path:
+    """The runs root (the app stops earlier with an error when there is none)."""
+    r = _data.runs_root()
+    if r is None or not r.is_dir():
+        st.error("No runs root. Start the dashboard with `ferembed dashboard --runs DIR`.")
+        st.stop()
+    return r
+
+
+def require_runs(min_runs: int = 1, *, what: str = "this page") -> list[Run]:
+    """The selected runs; stops the page with a hint when fewer than ``min_runs`` are selected."""
+    runs = _data.selected_runs(root())
+    if len(runs) < min_runs:
+        st.info(
+            f"Select at least {min_runs} run{'s' if min_runs > 1 else ''} in the sidebar "
+            f"to use {what}."
+        )
+        st.stop()
+    return runs
+
+
+def _unique_names(runs: Sequence[Run]) -> list[str]:
+    """Display names, disambiguated by path when two runs share a name."""
+    names = [r.name for r in runs]
+    return [
+        n if names.count(n) == 1 else f"{n} ({r.path.parent.name}/{r.path.name})"
+        for n, r in zip(names, runs, strict=True)
+    ]
+
+
+def display_names(runs: Sequence[Run]) -> list[str]:
+    return _unique_names(runs)
+
+
+def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
+    """``{run key: metrics.json}`` for the runs that have it; offers to compute the others."""
+    have = {}
+    missing = []
+    for r in runs:
+        m = _data.metrics(r)
+        if m:
+            have[_data.run_key(r)] = m
+        else:
+            missing.append(r)
+    if missing:
+        names = ", ".join(r.name for r in missing)
+        st.info(f"No metrics yet for: {names}.")
+        if st.button(f"Compute metrics for {len(missing)} run(s)", key=f"{key}_compute"):
+            compute_metrics(missing)
+            st.rerun()
+    return have
+
+
+def compute_metrics(runs: Sequence[Run]) -> list[str]:
+    """Run ferembed.metrics.evaluate_run on each run with a progress bar; returns error lines."""
+    errors = []
+    bar = st.progress(0.0, text="Computing metrics...")
+    for i, r in enumerate(runs):
+        bar.progress(i / len(runs), text=f"Computing metrics for {r.name} ({i + 1}/{len(runs)})")
+        try:
+            _data.evaluate(r)
+        except Exception as exc:  # one failing run must not stop the others
+            errors.append(f"{r.name}: {type(exc).__name__}: {exc}")
+    bar.progress(1.0, text=f"Computed metrics for {len(runs) - len(errors)} run(s)")
+    return errors
+
+
+def face_tile(thumb: np.ndarray | None) -> np.ndarray:
+    """A thumbnail upscaled by whole pixels to about FACE_PX (grey tile when None)."""
+    t = _thumbs.placeholder() if thumb is None else np.asarray(thumb)
+    scale = max(1, FACE_PX // max(t.shape))
+    return np.repeat(np.repeat(t, scale, axis=0), scale, axis=1)
+
+
+def face_grid(
+    run: Run, rows: Sequence[int], captions: Sequence[str], *, width: int = FACE_PX
+) -> None:
+    """Faces of ``run`` at ``rows`` in a wrapping grid with captions."""
+    if len(rows) == 0:
+        return
+    thumbs = run.thumbs
+    if thumbs is None:
+        st.caption(f"{run.name} has no thumbnails (thumbs.npy); showing ids only.")
+        st.write(", ".join(captions))
+        return
+    st.image([face_tile(thumbs[int(r)]) for r in rows], caption=list(captions), width=width)
+
+
+def face_uris(run: Run, rows: Sequence[int]) -> list[str]:
+    """Data URIs of faces (for st.column_config.ImageColumn); empty strings without thumbs."""
+    if run.thumbs is None:
+        return [""] * len(rows)
+    return _thumbs.data_uris(run.thumbs, rows, scale=1)

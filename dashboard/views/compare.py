@@ -1,0 +1,190 @@
+"""Compare: a baseline run A against one or more runs B: metric table with CIs and paired
+significance, per-class deltas, and the samples that flip between correct and wrong."""
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import _charts, _data, _ui
+
+#: Faces shown per flip direction.
+MAX_FLIPS = 40
+
+st.title("Compare")
+runs = _ui.require_runs(2, what="comparisons")
+names = _ui.display_names(runs)
+
+c1, c2 = st.columns([1, 2])
+ia = c1.selectbox("Baseline (A)", range(len(runs)), format_func=lambda i: names[i], key="cmp_a")
+others = [i for i in range(len(runs)) if i != ia]
+ibs = c2.multiselect(
+    "Compared runs (B)", others, default=others, format_func=lambda i: names[i], key="cmp_b"
+)
+if not ibs:
+    st.info("Choose at least one run B.")
+    st.stop()
+run_a = runs[ia]
+
+
+def fmt_ci(v, lo, hi, signed=False) -> str:
+    if v is None:
+        return "-"
+    s = f"{v:+.4f}" if signed else f"{v:.4f}"
+    return (
+        s
+        if lo is None or hi is None
+        else f"{s} [{lo:+.4f}, {hi:+.4f}]"
+        if signed
+        else (f"{s} [{lo:.4f}, {hi:.4f}]")
+    )
+
+
+# Headline metrics of every run from metrics.json (unpaired 95% bootstrap CIs).
+st.subheader("Metrics")
+have = {_data.run_key(r): _data.metrics(r) for r in [run_a] + [runs[i] for i in ibs]}
+shown = [run_a] + [runs[i] for i in ibs]
+rows = []
+for key, title in _data.HEADLINE:
+    row = {"metric": title}
+    for r in shown:
+        m = have[_data.run_key(r)] or {}
+        v = m.get(key)
+        lo_hi = (m.get("ci") or {}).get(key) or (None, None)
+        row[r.name] = fmt_ci(v, *lo_hi) if isinstance(v, (int, float)) else "-"
+    rows.append(row)
+if any(have.values()):
+    st.caption("Headline metrics from each run's metrics.json, value [95% bootstrap CI].")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_headline")
+else:
+    st.caption("No metrics.json yet for these runs (Runs page); paired tests below still work.")
+
+
+def draw_pair(run_b, ib: int) -> None:
+    """The paired comparison of A with one run B."""
+    if not _data.compare_ready(run_a, run_b) and not st.session_state.get(f"cmp_go_{ib}"):
+        n = max(run_a.n, run_b.n)
+        st.info(
+            f"The paired comparison searches the exact nearest neighbours of all {n:,} samples "
+            "in both runs: several minutes for runs this large (once; the result is cached in "
+            f"{run_a.name}'s cache/ folder)."
+        )
+        st.button("Run the paired comparison", key=f"cmp_go_{ib}")
+        return
+    try:
+        with st.spinner(f"Comparing {run_a.name} and {run_b.name} (paired bootstrap)..."):
+            res = _data.compare(run_a, run_b)
+    except ValueError as exc:
+        st.error(f"Cannot compare {run_a.name} and {run_b.name}: {exc}")
+        return
+    level = round(100 * (1 - res.get("alpha", 0.05)))
+    st.markdown(
+        f"**{res['n']:,} paired samples**, correctness from the **{res['correctness']}**; "
+        f"differences are B - A with {level}% paired bootstrap intervals."
+    )
+    table = []
+    for key, m in res["metrics"].items():
+        lo, hi = m.get("ci_low"), m.get("ci_high")
+        sig = lo is not None and hi is not None and (lo > 0 or hi < 0)
+        table.append(
+            {
+                "metric": key,
+                "A": m["a"],
+                "B": m["b"],
+                "B - A": m["diff"],
+                f"{level}% CI": f"[{lo:+.4f}, {hi:+.4f}]" if lo is not None else "-",
+                "significant": "yes" if sig else "no",
+            }
+        )
+    st.dataframe(
+        pd.DataFrame(table),
+        hide_index=True,
+        column_config={
+            c: st.column_config.NumberColumn(format="%.4f") for c in ("A", "B", "B - A")
+        },
+        key=f"cmp_table_{ib}",
+    )
+    mc = res["mcnemar"]
+    ko = res["knn_overlap"]
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric("McNemar p", f"{mc['pvalue']:.3g}", help=f"{mc['method']} test")
+    m2.metric("A right, B wrong", mc["b"])
+    m3.metric("A wrong, B right", mc["c"])
+    m4.metric(
+        f"kNN overlap (k={ko['k']})",
+        f"{ko['mean_jaccard']:.3f}",
+        help="Mean Jaccard index of each sample's neighbour sets in A and B",
+    )
+
+    per_class = res["per_class"]
+    classes = list(per_class)
+    what = st.radio(
+        "Per-class delta",
+        ("recall", "f1", "compactness"),
+        horizontal=True,
+        key=f"cmp_what_{ib}",
+    )
+    st.plotly_chart(
+        _charts.delta_bars(
+            classes,
+            [per_class[c][f"{what}_delta"] for c in classes],
+            title=f"{what}: {run_b.name} - {run_a.name}",
+            yaxis=f"{what} delta",
+        ),
+        key=f"cmp_delta_{ib}",
+    )
+
+    st.markdown("##### Flipped samples")
+    ann_a = _data.annotations(run_a)
+    pred_b = _data.annotations(run_b).set_index("sample_id")["pred"]
+    for direction, title in (
+        ("to_correct", f"wrong in {run_a.name} → correct in {run_b.name}"),
+        ("to_wrong", f"correct in {run_a.name} → wrong in {run_b.name}"),
+    ):
+        ids = res["flips"][direction]
+        st.markdown(
+            f"**{len(ids)} {title}**"
+            + (f" (first {MAX_FLIPS})" if len(ids) > MAX_FLIPS else "")
+            + (
+                " · captions: label→wrong prediction"
+                if ids and res["correctness"] == "head"
+                else ""
+            )
+        )
+        if not ids:
+            continue
+        rows_a = _data.rows_of(run_a, ids[:MAX_FLIPS])
+        sub = ann_a.iloc[rows_a]
+        # Predictions are only those compare_runs judged when they come from both heads.
+        if res["correctness"] == "head":
+            # label → the wrong prediction (A's for samples B fixed, B's for those B broke).
+            wrong = (
+                sub["pred"].tolist()
+                if direction == "to_correct"
+                else [pred_b.get(sid, "?") for sid in sub["sample_id"]]
+            )
+            captions = [f"{lab}→{w}" for lab, w in zip(sub["label"], wrong, strict=True)]
+        else:
+            captions = [f"{a.label} · {a.sample_id}" for a in sub.itertuples()]
+        _ui.face_grid(run_a, rows_a, captions, width=80)
+        with st.expander("As a table"):
+            table = {
+                "face": _ui.face_uris(run_a, rows_a),
+                "sample_id": sub["sample_id"].to_numpy(),
+                "label": sub["label"].to_numpy(),
+            }
+            if res["correctness"] == "head":
+                table["pred A"] = sub["pred"].to_numpy()
+                table["pred B"] = [pred_b.get(s, "?") for s in sub["sample_id"]]
+            st.dataframe(
+                pd.DataFrame(table),
+                hide_index=True,
+                column_config={"face": st.column_config.ImageColumn("face", width="small")},
+                key=f"cmp_flips_{direction}_{ib}",
+            )
+
+
+# Lazy tabs: only the open pair is compared and drawn.
+tabs = st.tabs([f"{run_a.name} vs {runs[i].name}" for i in ibs], key="cmp_tab", on_change="rerun")
+for tab, ib in zip(tabs, ibs, strict=True):
+    if tab.open:
+        with tab:
+            draw_pair(runs[ib], ib)

@@ -1,0 +1,43 @@
+"""Export: the selected runs' metrics as CSV / JSON / Parquet and the HTML report."""
+
+import streamlit as st
+
+from dashboard import _data, _ui
+
+st.title("Export")
+runs = _ui.require_runs(what="exports")
+have = _ui.metrics_for(runs, key="export")
+runs = [r for r in runs if _data.run_key(r) in have]
+if not runs:
+    st.stop()
+
+st.caption(
+    f"{len(runs)} run(s): " + ", ".join(f"`{r.name}`" for r in runs) + ". Files are built by "
+    "`ferembed.export` (the same as `ferembed export ... --format F`)."
+)
+long_df, wide_df = _data.collected_metrics(runs)
+st.subheader("Summary (one row per run)")
+st.dataframe(wide_df, hide_index=True, key="export_wide")
+with st.expander(f"Long table ({len(long_df):,} rows: run, metric, class, value, CI)"):
+    st.dataframe(long_df, hide_index=True, key="export_long")
+
+st.subheader("Download")
+labels = {
+    "csv": "Metrics (CSV, long table)",
+    "json": "Metrics (JSON)",
+    "parquet": "Metrics (Parquet, long table)",
+    "html": "HTML report",
+}
+cols = st.columns(len(labels))
+for col, (fmt, label) in zip(cols, labels.items(), strict=True):
+    filename, mime = _data.EXPORT_FORMATS[fmt]
+    with col:
+        try:
+            data = _data.export_bytes(runs, fmt)
+        except Exception as exc:  # one failing format must not hide the others
+            st.error(f"{fmt}: {type(exc).__name__}: {exc}")
+            continue
+        st.download_button(
+            label, data=data, file_name=filename, mime=mime, key=f"export_{fmt}", width="stretch"
+        )
+        st.caption(f"{filename} · {len(data) / 1024:,.1f} KiB")

@@ -1,0 +1,132 @@
+"""Geometry: per-class compactness / separation / margins / silhouette, centroid distances,
+intra vs inter distance histograms and neural collapse, for the selected runs on shared axes."""
+
+import numpy as np
+import streamlit as st
+
+from dashboard import _charts, _data, _ui
+
+st.title("Geometry")
+runs = _ui.require_runs(what="the geometry page")
+have = _ui.metrics_for(runs, key="geometry")
+runs = [r for r in runs if _data.run_key(r) in have]
+if not runs:
+    st.stop()
+names = _ui.display_names(runs)
+mets = [have[_data.run_key(r)] for r in runs]
+classes = runs[0].class_names
+if any(r.class_names != classes for r in runs):
+    st.warning("The selected runs have different class lists; per-class charts use the first's.")
+
+
+def _num(v) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+
+
+def per_class_series(field: str) -> dict[str, list[float]]:
+    out = {}
+    for name, m in zip(names, mets, strict=True):
+        pc = m.get("per_class") or {}
+        out[name] = [_num((pc.get(c) or {}).get(field)) for c in classes]
+    return out
+
+
+def draw_per_class() -> None:
+    charts = (
+        ("compactness_mean", "Compactness: mean distance to the class centroid", "distance"),
+        (
+            "nearest_class_distance",
+            "Separation: distance to the nearest other centroid",
+            "distance",
+        ),
+        ("margin", "Nearest-class margin (separation - compactness)", "margin"),
+        ("silhouette", "Silhouette per class", "silhouette"),
+    )
+    cols = st.columns(2)
+    for i, (field, title, yaxis) in enumerate(charts):
+        with cols[i % 2]:
+            st.plotly_chart(
+                _charts.grouped_bars(classes, per_class_series(field), title=title, yaxis=yaxis),
+                key=f"geom_{field}",
+            )
+    nearest = {
+        name: [(m.get("per_class") or {}).get(c, {}).get("nearest_class", "") for c in classes]
+        for name, m in zip(names, mets, strict=True)
+    }
+    st.caption("Nearest other class of each class (by centroid distance)")
+    st.dataframe({"class": classes, **nearest}, hide_index=True)
+
+
+def draw_centroids() -> None:
+    mats = [np.asarray((m.get("separation") or {}).get("centroid_distances"), float) for m in mets]
+    ok = [mat.ndim == 2 and mat.shape == (len(classes), len(classes)) for mat in mats]
+    finite = [mat[np.isfinite(mat)] for mat, good in zip(mats, ok, strict=True) if good]
+    vmax = max((float(f.max()) for f in finite if f.size), default=1.0)
+    st.caption("Distances between class centroids; one shared colour scale (0 to the largest).")
+    cols = st.columns(min(len(runs), 3))
+    for i, (name, mat, good) in enumerate(zip(names, mats, ok, strict=True)):
+        with cols[i % len(cols)]:
+            if not good:
+                st.info(f"{name}: no centroid distances in metrics.json")
+                continue
+            fig = _charts.heatmap(
+                mat, classes, title=name, zmin=0.0, zmax=vmax, colorscale="Blues",
+                showscale=i == len(runs) - 1,
+            )  # fmt: skip
+            st.plotly_chart(fig, key=f"geom_centroids_{i}")
+
+
+def draw_histograms() -> None:
+    hists = {
+        name: m["histograms"]
+        for name, m in zip(names, mets, strict=True)
+        if isinstance(m.get("histograms"), dict) and "bin_edges" in m["histograms"]
+    }
+    if not hists:
+        st.info("No distance histograms in the metrics.")
+        return
+    st.plotly_chart(
+        _charts.distance_histograms(hists, title="Intra-class (solid) vs inter-class (dashed)"),
+        key="geom_hist",
+    )
+    st.dataframe(
+        {
+            "run": list(hists),
+            "overlap": [_num(h.get("overlap")) for h in hists.values()],
+            "pairs (intra)": [h.get("n_intra") for h in hists.values()],
+            "pairs (inter)": [h.get("n_inter") for h in hists.values()],
+        },
+        hide_index=True,
+    )
+
+
+def draw_collapse() -> None:
+    keys = ["nc1", "nc2_equinorm", "nc2_equiangularity", "nc3"]
+    series = {name: [_num(m.get(k)) for k in keys] for name, m in zip(names, mets, strict=True)}
+    st.plotly_chart(
+        _charts.metric_bars(keys, series, title="Neural collapse (lower = more collapsed)"),
+        key="geom_nc",
+    )
+    st.caption(
+        "NC1: within-class variability relative to between-class; NC2: class means equinorm / "
+        "equiangular (simplex ETF); NC3: alignment of class means with the head's weights "
+        "(empty for runs without a head)."
+    )
+
+
+st.caption(
+    f"{len(runs)} run(s), distance: {', '.join(sorted({m.get('distance', '?') for m in mets}))}. "
+    "Bars of one colour are one run; every chart shares its axes across runs."
+)
+# Lazy tabs: only the open tab's charts are built and sent, which keeps page switches fast.
+tabs = st.tabs(
+    ["Per class", "Centroid distances", "Distance histograms", "Neural collapse"],
+    key="geom_tab",
+    on_change="rerun",
+)
+for tab, draw in zip(
+    tabs, (draw_per_class, draw_centroids, draw_histograms, draw_collapse), strict=True
+):
+    if tab.open:
+        with tab:
+            draw()

@@ -1,0 +1,76 @@
+"""Runs: every run under the root in a sortable table; malformed runs; compute missing metrics."""
+
+import streamlit as st
+
+from dashboard import _data, _ui
+
+root = _ui.root()
+st.title("Runs")
+
+entries = _data.scan_runs(root)
+bad = [e for e in entries if e.run is None]
+table = _data.runs_table(entries)
+st.caption(
+    f"{len(table)} run(s) under `{root}`. Click a column header to sort; choose the runs the "
+    "other pages show in the sidebar."
+)
+for e in bad:
+    st.warning(f"Malformed run `{e.rel}` skipped: {e.error}", icon=":material/warning:")
+
+if table.empty:
+    st.info("No runs found. Create one with `ferembed embed` or `ferembed import`.")
+else:
+    number = st.column_config.NumberColumn(format="%.3f")
+    st.dataframe(
+        table,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "N": st.column_config.NumberColumn(format="%d"),
+            "D": st.column_config.NumberColumn(format="%d"),
+            **{title: number for _, title in _data.HEADLINE},
+        },
+        key="runs_table",
+    )
+
+    missing = [e.run for e in entries if e.run is not None and _data.metrics(e.run) is None]
+    if missing:
+        st.subheader("Missing metrics")
+        st.write(
+            f"{len(missing)} run(s) have no metrics.json yet: "
+            + ", ".join(f"`{r.name}`" for r in missing)
+        )
+        if st.button(f"Compute metrics for {len(missing)} run(s)", key="compute_missing"):
+            errors = _ui.compute_metrics(missing)
+            for line in errors:
+                st.error(line)
+            if not errors:
+                st.rerun()
+
+
+def _open_path() -> None:
+    """Callback of "Add to selection": validate the typed path, then add it to the sidebar."""
+    text = st.session_state.get("open_path", "").strip()
+    if not text:
+        return
+    try:
+        entry = _data.load_entry(root, text)
+    except _data.OutsideRootError as exc:
+        st.session_state["open_msg"] = ("error", str(exc))
+        return
+    if entry.run is None:
+        st.session_state["open_msg"] = ("error", f"Cannot open `{text}`: {entry.error}")
+        return
+    selected = _data.selected_rels()
+    if entry.rel not in selected:
+        st.session_state[_data.SELECTED_KEY] = [*selected, entry.rel]
+    st.session_state["open_msg"] = ("success", f"Added `{entry.rel}` to the selection.")
+
+
+st.subheader("Open a run by path")
+cols = st.columns([4, 1], vertical_alignment="bottom")
+cols[0].text_input("Path relative to the runs root", key="open_path", placeholder="losses/arcface")
+cols[1].button("Add to selection", key="open_btn", on_click=_open_path)
+msg = st.session_state.pop("open_msg", None)
+if msg:
+    (st.error if msg[0] == "error" else st.success)(msg[1])
