@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,6 @@ from dashboard_synth import make_run, make_runs, make_split
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "dashboard" / "app.py"
-# The dashboard is not part of the installed package: make `import dashboard` work in the tests.
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 #: Samples per synthetic run: small enough for quick AppTests, large enough for real metrics.
 N = 300
 VALID = ("arcface", "softmax", "supcon")  # the sorted names of the valid runs
