@@ -31,38 +31,12 @@ import numpy as np
 import pandas as pd
 
 from ferembed.errors import FerembedError
+from ferembed.metrics.evaluate import HEADLINE
 
 __all__ = ["HEADLINE", "LONG_COLUMNS", "RunMetrics", "collect_metrics", "load_metrics", "tables"]
 
 METRICS_SCHEMA_PREFIX = "ferembed.metrics/"
 LONG_COLUMNS = ["run", "metric", "class", "value", "ci_low", "ci_high"]
-#: Headline scalars of docs/metrics.md, in display order.
-HEADLINE = [
-    "precision_at_1",
-    "r_precision",
-    "map_at_r",
-    "knn_accuracy",
-    "nmi",
-    "ami",
-    "ari",
-    "purity",
-    "silhouette",
-    "davies_bouldin",
-    "calinski_harabasz",
-    "fisher_ratio",
-    "accuracy",
-    "mean_class_accuracy",
-    "macro_f1",
-    "head_accuracy",
-    "centroid_accuracy",
-    "alignment",
-    "uniformity",
-    "nc1",
-    "nc2_equinorm",
-    "nc2_equiangularity",
-    "nc3",
-    "hist_overlap",
-]
 _IDENTIFICATION = {
     "schema", "run", "n", "dim", "num_classes", "class_names", "distance", "created",
     "ferembed_version", "reference",
