@@ -200,10 +200,22 @@ def cmd_compare(args) -> int:
 
 
 def cmd_index(args) -> int:
-    from ferembed.index import build_run_index
+    import time
 
-    info = build_run_index(args.run, kind=args.kind, distance=args.distance)
-    print(json.dumps(info, indent=2))
+    from ferembed.index import build_index, index_recall, save_index
+    from ferembed.runs import load_run
+
+    run = load_run(args.run)
+    distance = args.distance or run.distance
+    t0 = time.perf_counter()
+    index = build_index(run.embeddings, kind=args.kind, distance=distance)
+    built = time.perf_counter() - t0
+    path = save_index(index, run.path)
+    line = f"wrote {path}: {args.kind} {distance}, N={run.n}, built in {built:.2f} s"
+    if args.kind != "flat":
+        k = min(10, run.n - 1)
+        line += f", recall@{k} vs exact {index_recall(index, run.embeddings, k=k):.4f}"
+    print(line)
     return 0
 
 

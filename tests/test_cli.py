@@ -250,3 +250,19 @@ def test_pipeline_train_embed_evaluate_compare_export(tmp_path, capsys):
     long = pd.read_csv(tmp_path / "m.csv")
     assert {"run", "metric", "class", "value", "ci_low", "ci_high"} <= set(long.columns)
     assert set(long["run"]) == {"s0", "s1"}
+
+
+def test_index_command_saves_an_index_and_reports_recall(tmp_path, capsys):
+    from ferembed.index import load_index
+
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "e.npy", rng.normal(size=(600, 8)).astype(np.float32))
+    (tmp_path / "l.csv").write_text("label\n" + "".join(f"{i % 3}\n" for i in range(600)))
+    assert main(["import", "--embeddings", str(tmp_path / "e.npy"), "--labels",
+                 str(tmp_path / "l.csv"), "--out", str(tmp_path / "run")]) == 0
+    assert main(["index", str(tmp_path / "run"), "--kind", "hnsw"]) == 0
+    out = capsys.readouterr().out
+    recall = float(out.rsplit("vs exact", 1)[1])
+    assert 0.5 < recall <= 1.0
+    index = load_index(tmp_path / "run", "hnsw-cosine")
+    assert index.ntotal == 600
