@@ -29,8 +29,10 @@ def test_public_api():
 def test_every_loader_is_registered_with_a_layout():
     names = {info.name for info in data.list_datasets()}
     assert {"fer2013", "ckplus", "rafdb", "affectnet", "imagefolder", "csv"} <= names
+    # Other test modules register throwaway datasets; the built-in loaders are ferembed's own.
     for info in data.list_datasets():
-        assert len(info.layout) > 80, info.name
+        if info.factory.__module__.startswith("ferembed."):
+            assert len(info.layout) > 80, info.name
 
 
 def test_unknown_dataset():
