@@ -258,8 +258,20 @@ def test_index_command_saves_an_index_and_reports_recall(tmp_path, capsys):
     rng = np.random.default_rng(0)
     np.save(tmp_path / "e.npy", rng.normal(size=(600, 8)).astype(np.float32))
     (tmp_path / "l.csv").write_text("label\n" + "".join(f"{i % 3}\n" for i in range(600)))
-    assert main(["import", "--embeddings", str(tmp_path / "e.npy"), "--labels",
-                 str(tmp_path / "l.csv"), "--out", str(tmp_path / "run")]) == 0
+    assert (
+        main(
+            [
+                "import",
+                "--embeddings",
+                str(tmp_path / "e.npy"),
+                "--labels",
+                str(tmp_path / "l.csv"),
+                "--out",
+                str(tmp_path / "run"),
+            ]
+        )
+        == 0
+    )
     assert main(["index", str(tmp_path / "run"), "--kind", "hnsw"]) == 0
     out = capsys.readouterr().out
     recall = float(out.rsplit("vs exact", 1)[1])
