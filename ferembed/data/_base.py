@@ -93,7 +93,7 @@ class FERDataset:
             "dataset": self.name,
             "split": self.split,
             "n": len(self),
-            "counts": {c: int(k) for c, k in zip(self.class_names, counts)},
+            "counts": {c: int(k) for c, k in zip(self.class_names, counts, strict=True)},
         }
 
 
