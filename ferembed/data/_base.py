@@ -87,15 +87,6 @@ class FERDataset:
         """(N, S, S) uint8 stack of every image (for small sets and descriptor caching)."""
         return np.stack([self.load_image(i) for i in range(len(self))])
 
-    def describe(self) -> dict:
-        counts = self.class_counts()
-        return {
-            "dataset": self.name,
-            "split": self.split,
-            "n": len(self),
-            "counts": {c: int(k) for c, k in zip(self.class_names, counts, strict=True)},
-        }
-
 
 def read_image(path: Path, size: int, owner: FERDataset | None = None) -> np.ndarray:
     """Decode an image file to uint8 grayscale ``(size, size)``.
