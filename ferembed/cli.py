@@ -220,7 +220,14 @@ def cmd_index(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    from ferembed.zoo import train_zoo
+    from ferembed.zoo import METHODS, train_zoo, write_card
+
+    if args.cards_only:
+        methods = args.methods or [m for m in METHODS if (Path(args.out) / f"{m}.json").exists()]
+        for m in methods:
+            row = write_card(m, args.out, dataset=args.dataset, root=args.root, work=args.work)
+            print(f"{m:18s} test acc {_pct(row['test_accuracy'])}")
+        return 0
 
     base = _kv(args.set, "--set")
     for key in ("arch", "epochs", "seed", "batch_size", "lr", "max_train_samples", "device"):
@@ -237,12 +244,12 @@ def cmd_zoo(args) -> int:
         command=_command_line(),
     )
     for r in rows:
-        acc = r["test_accuracy"]
-        print(
-            f"{r['method']:18s} test acc {'n/a' if acc is None else f'{100 * acc:.2f}%'}  "
-            f"{r['wall_time_s']} s"
-        )
+        print(f"{r['method']:18s} test acc {_pct(r['test_accuracy'])}  {r['wall_time_s']} s")
     return 0
+
+
+def _pct(v) -> str:
+    return "n/a" if v is None else f"{100 * v:.2f}%"
 
 
 def cmd_dashboard(args) -> int:
@@ -389,6 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--max-train-samples", type=int)
     sp.add_argument("--device")
     sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig field")
+    sp.add_argument(
+        "--cards-only",
+        action="store_true",
+        help="no training: re-embed, re-evaluate and rewrite the cards of OUT",
+    )
     sp.add_argument("--quiet", action="store_true")
 
     sp = add("dashboard", cmd_dashboard, "open the dashboard on localhost")
