@@ -99,6 +99,11 @@ def run_demo(
             f"silhouette {_f(metrics.get('silhouette'))}",
             file=sys.stderr,
         )
+    # Cache the UMAP projections now (the dashboard's defaults), so Projection opens at once.
+    from ferembed.projection import project_run
+
+    for method, _ in rows:
+        project_run(runs / f"{dataset}-{method}")
     print(
         f"demo: {len(rows)} runs ready in {runs} ({time.perf_counter() - t0:.1f} s)",
         file=sys.stderr,

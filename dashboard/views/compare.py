@@ -14,7 +14,12 @@ runs = _ui.require_runs(2, what="comparisons")
 names = _ui.display_names(runs)
 
 c1, c2 = st.columns([1, 2])
-ia = c1.selectbox("Baseline (A)", range(len(runs)), format_func=lambda i: names[i], key="cmp_a")
+# The softmax run, when there is one, is the natural baseline of a loss comparison.
+losses = [((r.manifest.get("model") or {}).get("loss") or "") for r in runs]
+default_a = losses.index("softmax") if "softmax" in losses else 0
+ia = c1.selectbox(
+    "Baseline (A)", range(len(runs)), index=default_a, format_func=lambda i: names[i], key="cmp_a"
+)
 others = [i for i in range(len(runs)) if i != ia]
 ibs = c2.multiselect(
     "Compared runs (B)", others, default=others, format_func=lambda i: names[i], key="cmp_b"
