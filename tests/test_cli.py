@@ -278,3 +278,48 @@ def test_index_command_saves_an_index_and_reports_recall(tmp_path, capsys):
     assert 0.5 < recall <= 1.0
     index = load_index(tmp_path / "run", "hnsw-cosine")
     assert index.ntotal == 600
+
+
+def test_evaluate_and_export_an_imported_run(tmp_path, capsys):
+    """Bring-your-own embeddings: two well-separated classes give perfect retrieval."""
+    rng = np.random.default_rng(3)
+    centers = np.array([[5.0, 0, 0], [0, 5.0, 0]], dtype=np.float32)
+    y = np.arange(200) % 2
+    np.save(tmp_path / "e.npy", centers[y] + rng.normal(scale=0.3, size=(200, 3)))
+    (tmp_path / "l.csv").write_text(
+        "label,sample_id\n" + "".join(f"{'happy' if c else 'sad'},s{i}\n" for i, c in enumerate(y))
+    )
+    run_dir = tmp_path / "runs" / "mine"
+    assert (
+        main(
+            [
+                "import",
+                "--embeddings",
+                str(tmp_path / "e.npy"),
+                "--labels",
+                str(tmp_path / "l.csv"),
+                "--out",
+                str(run_dir),
+            ]
+        )
+        == 0
+    )
+    assert main(["evaluate", str(run_dir)]) == 0
+    assert "precision@1" in capsys.readouterr().out
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["precision_at_1"] == 1.0 and metrics["map_at_r"] == pytest.approx(1.0)
+    assert metrics["head_accuracy"] is None and metrics["knn_accuracy"] == 1.0
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "runs"),
+                "--format",
+                "markdown",
+                "--out",
+                str(tmp_path / "m.md"),
+            ]
+        )
+        == 0
+    )
+    assert "mine" in (tmp_path / "m.md").read_text()
