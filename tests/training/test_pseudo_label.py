@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from tiny_data import banded
 
-from ferembed.data._base import ArrayDataset, Sample
 from ferembed.data._registry import register_dataset
 from ferembed.training import TrainConfig, train
 from ferembed.training import pseudo_label as pl
@@ -19,15 +19,9 @@ CLASSES = ["angry", "happy", "sad"]
 
 @register_dataset("tiny3_pl", splits=("train", "val"), layout="in memory (tests)", needs_root=False)
 def _tiny(root, split, *, n: int | None = None, seed: int = 0, **_):
-    """16x16 images with a class-coded bright band (rows 5c..5c+3) plus noise."""
-    n = n or (60 if split == "train" else 24)
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    labels = np.arange(n) % 3
-    images = rng.integers(0, 90, size=(n, 16, 16)).astype(np.uint8)
-    for i, c in enumerate(labels):
-        images[i, 5 * c : 5 * c + 4, 2:14] += 150
-    samples = [Sample(f"{split}_{i}", int(c), split=split) for i, c in enumerate(labels)]
-    return ArrayDataset(images, samples, CLASSES, split=split, image_size=16)
+    return banded(
+        split, CLASSES, n=n or (60 if split == "train" else 24), seed=seed, name="tiny3_pl"
+    )
 
 
 @pytest.fixture(autouse=True)

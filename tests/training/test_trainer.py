@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tiny_data import banded
 
-from ferembed.data._base import ArrayDataset, Sample
+from ferembed.data._base import ArrayDataset
 from ferembed.data._registry import register_dataset
 from ferembed.losses import FERLoss
 from ferembed.models import load_checkpoint, normalize_images
@@ -22,17 +23,7 @@ CLASSES = ["happy", "sad", "surprise"]
 
 @register_dataset("tiny3", splits=("train", "val"), layout="in memory (tests)", needs_root=False)
 def _tiny3(root, split, *, n: int | None = None, seed: int = 0, **_):
-    """16x16 faces whose class is a bright horizontal band at rows 5c..5c+3, plus noise."""
-    n = n or (48 if split == "train" else 24)
-    rng = np.random.default_rng([seed, 0 if split == "train" else 1])
-    labels = np.arange(n) % 3
-    images = rng.integers(0, 90, size=(n, 16, 16)).astype(np.uint8)
-    for i, c in enumerate(labels):
-        images[i, 5 * c : 5 * c + 4, 2:14] += 150
-    samples = [Sample(f"{split}_{i}", int(c), split=split) for i, c in enumerate(labels)]
-    ds = ArrayDataset(images, samples, CLASSES, split=split, image_size=16)
-    ds.name = "tiny3"
-    return ds
+    return banded(split, CLASSES, n=n or (48 if split == "train" else 24), seed=seed, name="tiny3")
 
 
 class ProbeOnlyLoss(FERLoss):
