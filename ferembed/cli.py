@@ -37,32 +37,44 @@ def _command_line() -> str:
 
 # --------------------------------------------------------------------------------------- commands
 def cmd_datasets(args) -> int:
-    from ferembed.data import list_datasets, summarize
+    from ferembed.data import detect_layout, list_datasets, summarize
 
     if args.root is None:
         for info in list_datasets():
             splits = ", ".join(info.splits)
             print(f"{info.name:12s} splits: {splits}\n{'':12s} layout: {info.layout}\n")
         return 0
-    summary = summarize(args.dataset, args.root, **_kv(args.dataset_arg, "--dataset-arg"))
+    name = args.dataset or detect_layout(args.root)
+    if name is None:
+        raise FerembedError(
+            f"--root {args.root}: cannot tell which dataset layout this is; pass --dataset "
+            "(`ferembed datasets` lists the layouts)"
+        )
+    summary = summarize(name, args.root, **_kv(args.dataset_arg, "--dataset-arg"))
     print(json.dumps(summary, indent=2) if args.json else _format_summary(summary))
     return 0
 
 
 def _format_summary(summary: dict) -> str:
-    lines = [f"{summary.get('dataset')} at {summary.get('root')}"]
-    splits = summary.get("splits", {})
-    classes = []
-    for counts in splits.values():
-        for c in counts:
-            if c not in classes:
-                classes.append(c)
-    lines.append("split".ljust(8) + "".join(c[:8].rjust(9) for c in classes) + "total".rjust(9))
-    for split, counts in splits.items():
-        row = [counts.get(c, 0) for c in classes]
+    """One row per split: the count of each class, the total and the number of subjects."""
+    classes = summary["class_names"]
+    lines = [f"{summary['dataset']} at {summary['root']}"]
+    lines.append(
+        "split".ljust(8)
+        + "".join(c[:8].rjust(9) for c in classes)
+        + "total".rjust(9)
+        + "subjects".rjust(10)
+    )
+    for split, info in summary["splits"].items():
+        counts = [info["counts"].get(c, 0) for c in classes]
         lines.append(
-            split.ljust(8) + "".join(str(v).rjust(9) for v in row) + str(sum(row)).rjust(9)
+            split.ljust(8)
+            + "".join(str(v).rjust(9) for v in counts)
+            + str(info["n"]).rjust(9)
+            + str(info.get("subjects") or "").rjust(10)
         )
+    for split, reason in (summary.get("skipped") or {}).items():
+        lines.append(f"{split}: skipped ({reason})")
     return "\n".join(lines)
 
 

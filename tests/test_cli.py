@@ -323,3 +323,17 @@ def test_evaluate_and_export_an_imported_run(tmp_path, capsys):
         == 0
     )
     assert "mine" in (tmp_path / "m.md").read_text()
+
+
+def test_datasets_command_detects_the_layout_and_counts(tmp_path, capsys):
+    _faces(tmp_path / "ck", classes=("anger", "happy"), per_class=2)
+    for i, p in enumerate(sorted((tmp_path / "ck").rglob("*.png"))):
+        p.rename(p.with_name(f"S{100 + i % 2:03d}_001_0000000{i}.png"))  # CK+ file names
+    assert main(["datasets", "--root", str(tmp_path / "ck")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("ckplus at")
+    row = out[2].split()
+    assert row[0] == "all" and row[-2:] == ["4", "2"]  # 4 images, 2 subjects
+    (tmp_path / "empty").mkdir()
+    assert main(["datasets", "--root", str(tmp_path / "empty")]) == 2
+    _one_line_error(capsys, "cannot tell")
