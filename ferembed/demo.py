@@ -20,15 +20,15 @@ def shipped_checkpoints(directory: Path) -> list[Path]:
 
 
 def _up_to_date(run_dir: Path, checkpoint: Path) -> bool:
+    from ferembed.models import load_sidecar
     from ferembed.runs import load_run
-    from ferembed.runs.embed import sha256_file
 
     try:
         run = load_run(run_dir)
     except FerembedError:
         return False
     model = run.manifest.get("model") or {}
-    return model.get("checkpoint_sha256") == sha256_file(checkpoint.with_suffix(".safetensors"))
+    return model.get("checkpoint_sha256") == load_sidecar(checkpoint).get("sha256")
 
 
 def run_demo(

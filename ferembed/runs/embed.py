@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -13,14 +12,6 @@ import numpy as np
 from ferembed.data import create_dataset, map_labels
 from ferembed.errors import DataError
 from ferembed.runs.format import make_samples, write_run
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def embed_dataset(
@@ -98,7 +89,7 @@ def embed_checkpoint(
     (e.g. CK+ ``anger`` -> ``angry``); samples whose class the checkpoint does not know (e.g. CK+
     contempt for a FER2013 model) are left out, with a note.
     """
-    from ferembed.models import checkpoint_paths, load_checkpoint
+    from ferembed.models import load_checkpoint
     from ferembed.training import resolve_device
 
     out = Path(out)
@@ -144,7 +135,6 @@ def embed_checkpoint(
         splits=[ds.samples[i].split or split for i in idx],
         preds=logits.argmax(1),
     )
-    ckpt_file = checkpoint_paths(checkpoint)[0]
     return write_run(
         out,
         embeddings=emb,
@@ -159,7 +149,8 @@ def embed_checkpoint(
             "arch": card.get("arch"),
             "loss": (card.get("loss") or {}).get("name"),
             "checkpoint": str(checkpoint),
-            "checkpoint_sha256": sha256_file(ckpt_file),
+            # load_checkpoint verified the weights against this digest
+            "checkpoint_sha256": card["sha256"],
             "embedding_dim": int(emb.shape[1]),
             "num_params": card.get("num_params"),
             "device": dev,
