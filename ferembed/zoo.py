@@ -147,12 +147,14 @@ def write_card(
     data = sidecar.get("data", {})
     head = (metrics.get("classification") or {}).get("head") or {}
     head_ci = head.get("ci") or {}
+    # The shipped checkpoint is the best epoch; the budget is the config's epoch count.
     best = (sidecar.get("metrics") or {}).get("best_epoch", sidecar.get("epochs"))
+    budget = (sidecar.get("train") or {}).get("epochs", sidecar.get("epochs"))
     row = {
         "method": name,
         "arch": sidecar.get("arch"),
         "loss": (sidecar.get("loss") or {}).get("name"),
-        "epochs": sidecar.get("epochs"),
+        "epochs": budget,
         "best_epoch": best,
         "wall_time_s": round(float(sidecar.get("wall_time_s") or 0.0), 1),
         "device": sidecar.get("device"),
@@ -232,13 +234,14 @@ def _write_index(out: Path, dataset: str) -> None:
         "One checkpoint per seed method, same backbone, data, epochs and seed. Each `<method>.md` "
         "is its model card (command, data, epochs, wall time, accuracy with CIs).",
         "",
-        "| method | arch | epochs | wall time (s) | test acc | test mean class acc | kNN acc "
-        "| MAP@R | silhouette | MB |",
+        "| method | arch | epochs (best) | wall time (s) | test acc | test mean class acc "
+        "| kNN acc | MAP@R | silhouette | MB |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| [{r['method']}]({r['method']}.md) | {r['arch']} | {r['epochs']} | "
+            f"| [{r['method']}]({r['method']}.md) | {r['arch']} | {r['epochs']} "
+            f"({r['best_epoch']}) | "
             f"{r['wall_time_s']} | {_pct(r['test_accuracy'])} | "
             f"{_pct(r['test_mean_class_accuracy'])} | {_pct(r['knn_accuracy'])} | "
             f"{_num(r['map_at_r'])} | {_num(r['silhouette'])} | {r['size_mb']} |"
