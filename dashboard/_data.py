@@ -55,10 +55,6 @@ class OutsideRootError(ValueError):
     """A path that resolves outside the runs root."""
 
 
-class RunLoadError(FerembedError):
-    """A run that cannot be loaded; the message names it and says why."""
-
-
 # ---------------------------------------------------------------------------------------------
 # The runs root and paths inside it
 # ---------------------------------------------------------------------------------------------
