@@ -1,6 +1,6 @@
 """The training loop: ``train(config) -> TrainResult``.
 
-One epoch, per batch (see ``docs/_loss_api_contract.md``)::
+One epoch, per batch (the loss contract: ``docs/losses.md``)::
 
     emb, logits = model(x)                         # x: augmented, normalised faces
     parts = loss(emb, logits, y, indices=idx)      # {"loss": total, "<term>": ...}
