@@ -350,16 +350,7 @@ def precision_at_k_samples(
 ) -> np.ndarray:
     """Per-query precision@k, (Q,) float64, NaN for lone queries. Arguments as in
     :func:`compute_retrieval`."""
-    res = compute_retrieval(
-        x,
-        y,
-        k=k,
-        distance=distance,
-        reference=reference,
-        reference_labels=reference_labels,
-        queries=queries,
-        r_metrics=False,
-    )
+    res = _knn_retrieval(x, y, k, distance, reference, reference_labels, queries)
     return res.precision_at_k(k)
 
 
@@ -383,16 +374,7 @@ def recall_at_k_samples(
 ) -> np.ndarray:
     """Per-query recall@k (1 if a relevant item is among the k nearest), (Q,) float64, NaN for
     lone queries."""
-    res = compute_retrieval(
-        x,
-        y,
-        k=k,
-        distance=distance,
-        reference=reference,
-        reference_labels=reference_labels,
-        queries=queries,
-        r_metrics=False,
-    )
+    res = _knn_retrieval(x, y, k, distance, reference, reference_labels, queries)
     return res.recall_at_k(k)
 
 
@@ -441,6 +423,20 @@ def map_at_r(x: np.ndarray, y: np.ndarray, **kwargs) -> float:
     return nanmean(map_at_r_samples(x, y, **kwargs))
 
 
+def _knn_retrieval(x, y, k, distance, reference, reference_labels, queries) -> Retrieval:
+    """The k-NN part of :func:`compute_retrieval` (no R-metrics)."""
+    return compute_retrieval(
+        x,
+        y,
+        k=k,
+        distance=distance,
+        reference=reference,
+        reference_labels=reference_labels,
+        queries=queries,
+        r_metrics=False,
+    )
+
+
 def _r_samples(x, y, key, distance, reference, reference_labels, queries, chunk_size):
     res = compute_retrieval(
         x,
@@ -471,16 +467,7 @@ def knn_accuracy(
     """
     from ferembed.metrics.classification import knn_vote
 
-    res = compute_retrieval(
-        x,
-        y,
-        k=k,
-        distance=distance,
-        reference=reference,
-        reference_labels=reference_labels,
-        queries=queries,
-        r_metrics=False,
-    )
+    res = _knn_retrieval(x, y, k, distance, reference, reference_labels, queries)
     ref_y = np.asarray(y if reference is None else reference_labels, dtype=np.int64)
     num_classes = int(max(ref_y.max(), res.labels.max())) + 1
     pred = knn_vote(res.knn.indices, ref_y, num_classes, knn_distances=res.knn.distances)
