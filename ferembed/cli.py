@@ -260,6 +260,31 @@ def cmd_zoo(args) -> int:
     return 0
 
 
+def cmd_kfold(args) -> int:
+    from ferembed.kfold import train_kfold
+    from ferembed.training import TrainConfig, apply_overrides, load_config
+
+    config = load_config(args.config) if args.config else TrainConfig()
+    overrides = _kv(args.set, "--set")
+    for key in ("dataset", "root", "num_folds", "epochs", "seed", "device"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    overrides["val_split"] = None  # the held-out fold never picks an epoch
+    config = apply_overrides(config, overrides)
+    record = train_kfold(
+        config, out=args.out, folds=args.folds, progress=not args.quiet, command=_command_line()
+    )
+    s = record["summary"]
+    acc, mca = s["accuracy"], s["mean_class_accuracy"]
+    std = f" +- {_pct(acc['std'])}" if acc["std"] is not None else ""
+    print(
+        f"{record['dataset']} {s['n_folds']}-fold: accuracy {_pct(acc['mean'])}{std}, "
+        f"mean class accuracy {_pct(mca['mean'])}, pooled {_pct(s.get('pooled_accuracy'))}"
+    )
+    print(f"wrote {Path(args.out) / 'kfold.json'}")
+    return 0
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
@@ -413,6 +438,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no training: re-embed, re-evaluate and rewrite the cards of OUT",
     )
+    sp.add_argument("--quiet", action="store_true")
+
+    sp = add(
+        "kfold",
+        cmd_kfold,
+        "subject-independent k-fold (CK+): train on k-1 folds, test the held-out one, per fold",
+    )
+    sp.add_argument("--config", help="JSON or TOML TrainConfig file (e.g. a shipped .config.json)")
+    sp.add_argument("--dataset")
+    sp.add_argument("--root")
+    sp.add_argument("--num-folds", type=int)
+    sp.add_argument("--epochs", type=int)
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--device")
+    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig field")
+    sp.add_argument("--folds", type=int, nargs="+", help="run only these folds (default: all)")
+    sp.add_argument("--out", required=True, help="study directory (fold-k/ and kfold.json)")
     sp.add_argument("--quiet", action="store_true")
 
     sp = add("dashboard", cmd_dashboard, "open the dashboard on localhost")

@@ -92,6 +92,10 @@ def train_zoo(
             src = result.best_checkpoint.with_suffix(suffix)
             with _io.atomic_path(out / f"{name}{suffix}") as tmp:
                 shutil.copyfile(src, tmp)
+        record = Path(cfg.out) / "pseudo_labels.json"  # the pseudo-label loop's per-round record
+        if record.exists():
+            with _io.atomic_path(out / f"{name}.pseudo_labels.json") as tmp:
+                shutil.copyfile(record, tmp)
         rows.append(
             write_card(
                 name,

@@ -16,7 +16,7 @@ from scipy import stats
 from ferembed.metrics._validation import check_distance
 from ferembed.metrics.bootstrap import _check_options, _percentiles, bootstrap_ci
 from ferembed.metrics.classification import classification_metrics, knn_vote
-from ferembed.metrics.geometry import distance_to_centroid
+from ferembed.metrics.geometry import distance_to_centroid, paired_geometry_bootstrap
 
 __all__ = ["compare_runs", "format_comparison", "mcnemar_test"]
 
@@ -176,6 +176,9 @@ def compare_runs(
           k-NN vote, :func:`~ferembed.metrics.classification.knn_vote`);
         * ``metrics``: for ``accuracy``, ``mean_class_accuracy``, ``macro_f1``:
           ``{a, b, diff, ci_low, ci_high}`` (the interval is that of ``diff``);
+        * ``geometry``: for ``compactness``, ``class_separation``, ``fisher_ratio``:
+          ``{a, b, diff, ci_low, ci_high}``, the paired bootstrap of
+          :func:`~ferembed.metrics.geometry.paired_geometry_bootstrap`;
         * ``mcnemar``: :func:`mcnemar_test` on the correctness pairs;
         * ``per_class``: ``{class_name: {n, recall_a, recall_b, recall_delta, f1_a, f1_b,
           f1_delta, compactness_a, compactness_b, compactness_delta}}`` (compactness = mean
@@ -252,6 +255,9 @@ def compare_runs(
     ids = ra.samples["sample_id"].astype(str).to_numpy()
     jac = _jaccard(knn_a, knn_b)
     jac_ci = bootstrap_ci(jac, n_boot=n_boot, alpha=alpha, seed=seed, stratify=y)
+    geometry = paired_geometry_bootstrap(
+        xa, xb, y, distance=distance, num_classes=nc, n_boot=n_boot, alpha=alpha, seed=seed
+    )
     return _json_ready(
         {
             "run_a": ra.name,
@@ -264,6 +270,7 @@ def compare_runs(
             "alpha": float(alpha),
             "correctness": source,
             "metrics": metrics,
+            "geometry": geometry,
             "mcnemar": mcnemar_test(int((ca & ~cb).sum()), int((~ca & cb).sum())),
             "per_class": per_class,
             "flips": {"to_correct": ids[~ca & cb].tolist(), "to_wrong": ids[ca & ~cb].tolist()},
@@ -306,7 +313,7 @@ def format_comparison(result: dict) -> str:
         "",
         f"{'metric':<22}{'A':>9}{'B':>9}{'B - A':>10}   {level}% CI of B - A",
     ]
-    for key, m in result["metrics"].items():
+    for key, m in [*result["metrics"].items(), *(result.get("geometry") or {}).items()]:
         lines.append(
             f"{key:<22}{_num(m['a']):>9}{_num(m['b']):>9}{_num(m['diff'], True):>10}   "
             f"[{_num(m['ci_low'], True)}, {_num(m['ci_high'], True)}]"

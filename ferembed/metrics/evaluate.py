@@ -84,6 +84,8 @@ HEADLINE = (
     "davies_bouldin",
     "calinski_harabasz",
     "fisher_ratio",
+    "compactness",
+    "class_separation",
     "accuracy",
     "mean_class_accuracy",
     "macro_f1",
@@ -467,6 +469,7 @@ def _geometry(ctx: _Context) -> None:
     ctx.per_sample["distance_to_centroid"] = _geo.distance_to_centroid(
         xs, y, distance=dist, num_classes=nk
     )
+    ctx.out["compactness"] = float(np.mean(ctx.per_sample["distance_to_centroid"]))
     ctx.out["alignment"] = rec.safe("alignment", lambda: _geo.alignment(xs, y))
     ctx.out["uniformity"] = rec.safe(
         "uniformity", lambda: _geo.uniformity(xs, max_pairs=ctx.max_pairs, seed=seed)
@@ -485,8 +488,18 @@ def _geometry(ctx: _Context) -> None:
     ctx.per_class_update(
         nearest_class=nearest, nearest_class_distance=sep["nearest_distance"], margin=sep["margin"]
     )
+    ctx.out["class_separation"] = float(np.nanmean(sep["nearest_distance"]))
     # Fisher, Davies-Bouldin and Calinski-Harabasz use the vectors as given: unit rows for cosine.
     ctx.out["fisher_ratio"] = rec.safe("fisher_ratio", lambda: _geo.fisher_ratio(xs, y))
+    if ctx.n_boot:
+        boot = rec.safe(
+            "geometry_ci",
+            lambda: _geo.geometry_bootstrap(
+                xs, y, distance=dist, num_classes=nk, n_boot=ctx.n_boot, seed=seed
+            ),
+        )
+        for key, interval in (boot or {}).items():
+            ctx.ci[key] = list(interval)
     ctx.out["davies_bouldin"] = rec.safe("davies_bouldin", lambda: _geo.davies_bouldin(xs, y))
     ctx.out["calinski_harabasz"] = rec.safe(
         "calinski_harabasz", lambda: _geo.calinski_harabasz(xs, y)

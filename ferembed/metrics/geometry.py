@@ -41,6 +41,9 @@ __all__ = [
     "distance_histograms",
     "distance_to_centroid",
     "fisher_ratio",
+    "geometry_bootstrap",
+    "paired_geometry_bootstrap",
+    "resampled_geometry",
     "separation",
     "uniformity",
 ]
@@ -794,3 +797,191 @@ def uniformity(x: np.ndarray, *, t: float = 2, max_pairs: int = 2_000_000, seed:
     rows, _ = _subset_rows(x.shape[0], max_pairs, np.random.default_rng(seed))
     sq = _subset_pair_distances(x, rows, "euclidean", unit=True)[0] ** 2
     return float(logsumexp(-t * sq) - np.log(sq.size))
+
+
+# --------------------------------------------------------------------------- bootstrap intervals
+
+_BOOT_CELLS = 4_000_000  # resample weights held at once (rows x samples), ~32 MB of float64
+
+
+def resampled_geometry(
+    x: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray,
+    *,
+    distance: str = "cosine",
+    num_classes: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Compactness, class separation and Fisher ratio of weighted copies of one embedding.
+
+    Row ``b`` of ``weights`` gives each sample its multiplicity in copy ``b`` (the counts of a
+    bootstrap resample), so ``weights[b] = bincount(idx, minlength=N)`` gives exactly the values
+    of the plain functions on ``x[idx], y[idx]``; centroids are recomputed for every copy.
+
+    * ``compactness``: mean distance of a sample to its own class centroid
+      (:func:`distance_to_centroid`, averaged over samples);
+    * ``class_separation``: mean over present classes of the distance from the class centroid
+      to the nearest other class centroid (:func:`separation`'s ``nearest_distance``);
+    * ``fisher_ratio``: :func:`fisher_ratio` of the vectors as given.
+
+    Args:
+        x: (N, D) embeddings.
+        y: (N,) int labels.
+        weights: (B, N) non-negative sample multiplicities; every class present in ``y`` must
+            keep a positive total weight in every row.
+        distance: ``"cosine"`` or ``"euclidean"`` (compactness and separation).
+        num_classes: K (default ``max(y) + 1``).
+
+    Returns:
+        ``{"compactness", "class_separation", "fisher_ratio"}``, each a (B,) float64 array.
+    """
+    x, y, k, counts = _prepare(x, y, distance, num_classes)
+    _require_classes(counts, "resampled_geometry")
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != x.shape[0] or (w < 0).any():
+        raise ValueError(f"weights must be a non-negative (B, {x.shape[0]}) array, got {w.shape}")
+    cos = distance == "cosine"
+    order, starts = _class_slices(y, k)
+    present = np.flatnonzero(counts > 0)
+    b = w.shape[0]
+    total = w.sum(axis=1)
+    comp = np.zeros(b)
+    within = np.zeros(b)
+    cent = np.zeros((b, present.size, x.shape[1]))  # for separation (unit directions if cosine)
+    mean_given = np.zeros((b, present.size, x.shape[1]))  # for Fisher (vectors as given)
+    n_c = np.zeros((b, present.size))
+    for j, c in enumerate(present):
+        idx = order[starts[c] : starts[c + 1]]
+        wc = w[:, idx]
+        nc = wc.sum(axis=1)
+        if (nc <= 0).any():
+            raise ValueError(f"class {c} has zero total weight in some rows of weights")
+        n_c[:, j] = nc
+        xg = x[idx].astype(np.float64)
+        xd = _unit64(xg) if cos else xg
+        sums = wc @ xd
+        m = sums / nc[:, None]
+        if cos:
+            u = _unit64(m)
+            comp += nc - np.einsum("bd,bd->b", sums, u)
+            cent[:, j] = u
+        else:
+            sq = np.einsum("ij,ij->i", xd, xd)[:, None] - 2 * xd @ m.T + (m * m).sum(1)[None, :]
+            comp += np.einsum("bi,ib->b", wc, np.sqrt(np.maximum(sq, 0.0)))
+            cent[:, j] = m
+        gsums = wc @ xg if cos else sums
+        mg = gsums / nc[:, None]
+        within += wc @ np.einsum("ij,ij->i", xg, xg) - nc * np.einsum("bd,bd->b", mg, mg)
+        mean_given[:, j] = mg
+    if cos:
+        dm = 1.0 - np.einsum("bkd,bld->bkl", cent, cent)
+    else:
+        diff = cent[:, :, None, :] - cent[:, None, :, :]
+        dm = np.sqrt(np.einsum("bkld,bkld->bkl", diff, diff))
+    eye = np.eye(present.size, dtype=bool)
+    sep = np.where(eye[None], np.inf, dm).min(axis=2).mean(axis=1)
+    mu = np.einsum("bk,bkd->bd", n_c, mean_given) / total[:, None]
+    dc = mean_given - mu[:, None, :]
+    between = np.einsum("bk,bkd,bkd->b", n_c, dc, dc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fisher = np.where(within > 0, between / within, np.where(between > 0, np.inf, np.nan))
+    return {"compactness": comp / total, "class_separation": sep, "fisher_ratio": fisher}
+
+
+def _stratified_weights(y: np.ndarray, k: int, n_boot: int, seed: int):
+    """Yield (rows, N) chunks of class-stratified bootstrap multiplicities (class sizes kept)."""
+    rng = np.random.default_rng(seed)
+    order, starts = _class_slices(y, k)
+    n = y.size
+    step = max(1, _BOOT_CELLS // n)
+    for s in range(0, n_boot, step):
+        rows = min(step, n_boot - s)
+        w = np.zeros((rows, n))
+        for c in range(k):
+            idx = order[starts[c] : starts[c + 1]]
+            if idx.size == 0:
+                continue
+            draws = rng.integers(0, idx.size, size=(rows, idx.size))
+            flat = (draws + np.arange(rows)[:, None] * idx.size).ravel()
+            w[:, idx] = np.bincount(flat, minlength=rows * idx.size).reshape(rows, idx.size)
+        yield w
+
+
+def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    v = values[np.isfinite(values)]
+    if not v.size:
+        return float("nan"), float("nan")
+    lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
+    return float(lo), float(hi)
+
+
+def _check_boot(n_boot: int, alpha: float) -> None:
+    if n_boot < 1 or not 0 < alpha < 1:
+        raise ValueError(f"need n_boot >= 1 and 0 < alpha < 1, got {n_boot}, {alpha}")
+
+
+def geometry_bootstrap(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    distance: str = "cosine",
+    num_classes: int | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, tuple[float, float]]:
+    """Class-stratified percentile bootstrap intervals of the :func:`resampled_geometry` scalars.
+
+    Each resample draws every class's members with replacement (class sizes kept), and the
+    centroids are recomputed, so the intervals include the centroids' own sampling error.
+
+    Returns:
+        ``{"compactness": (low, high), "class_separation": ..., "fisher_ratio": ...}``.
+    """
+    x, y, k, _ = _prepare(x, y, distance, num_classes)
+    _check_boot(n_boot, alpha)
+    parts = [
+        resampled_geometry(x, y, w, distance=distance, num_classes=k)
+        for w in _stratified_weights(y, k, n_boot, seed)
+    ]
+    return {key: _interval(np.concatenate([p[key] for p in parts]), alpha) for key in parts[0]}
+
+
+def paired_geometry_bootstrap(
+    xa: np.ndarray,
+    xb: np.ndarray,
+    y: np.ndarray,
+    *,
+    distance: str = "cosine",
+    num_classes: int | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Paired difference ``B - A`` of the geometry scalars of two embeddings of the same samples.
+
+    Both embeddings are resampled with the same class-stratified multiplicities, so the interval
+    of the difference reflects only what differs between the two embeddings.
+
+    Returns:
+        ``{key: {"a", "b", "diff", "ci_low", "ci_high"}}`` for ``compactness``,
+        ``class_separation`` and ``fisher_ratio``.
+    """
+    xa, y, k, _ = _prepare(xa, y, distance, num_classes)
+    xb, _ = check_embeddings(xb, y)
+    _check_boot(n_boot, alpha)
+    ones = np.ones((1, y.size))
+    point_a = resampled_geometry(xa, y, ones, distance=distance, num_classes=k)
+    point_b = resampled_geometry(xb, y, ones, distance=distance, num_classes=k)
+    diffs: dict[str, list[np.ndarray]] = {}
+    for w in _stratified_weights(y, k, n_boot, seed):
+        ga = resampled_geometry(xa, y, w, distance=distance, num_classes=k)
+        gb = resampled_geometry(xb, y, w, distance=distance, num_classes=k)
+        for key in ga:
+            diffs.setdefault(key, []).append(gb[key] - ga[key])
+    out = {}
+    for key, parts in diffs.items():
+        lo, hi = _interval(np.concatenate(parts), alpha)
+        a, b = float(point_a[key][0]), float(point_b[key][0])
+        out[key] = {"a": a, "b": b, "diff": b - a, "ci_low": lo, "ci_high": hi}
+    return out

@@ -17,6 +17,8 @@ _ROWS = (
     ("nmi", "NMI", False),
     ("ami", "AMI", False),
     ("silhouette", "silhouette", False),
+    ("compactness", "compactness (to own centroid)", False),
+    ("class_separation", "separation (to nearest centroid)", False),
     ("fisher_ratio", "Fisher ratio", False),
     ("davies_bouldin", "Davies-Bouldin", False),
     ("calinski_harabasz", "Calinski-Harabasz", False),

@@ -46,11 +46,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from torch import nn
 
 from ferembed import _io
 from ferembed._version import __version__
-from ferembed.errors import CheckpointError
+from ferembed.errors import CheckpointError, FerembedError
 from ferembed.models._base import INPUT_MEAN, INPUT_SIZE, INPUT_STD, FERNet, ModelConfigError
 from ferembed.models._flops import count_flops
 from ferembed.models._registry import create_model
@@ -240,6 +241,63 @@ def load_loss_state(loss: nn.Module, path: str | os.PathLike) -> nn.Module:
     return loss
 
 
+def init_from_checkpoint(model: FERNet, path: str | os.PathLike, class_names) -> dict:
+    """Copy a checkpoint's weights into a fresh ``model`` to fine-tune it on another dataset.
+
+    Every tensor outside the head must exist in the checkpoint with the same shape (the same
+    architecture, width and embedding size). The head's rows are copied for the classes both sides
+    share by canonical name (CK+ ``anger`` takes FER2013's ``angry`` row); the other classes (e.g.
+    CK+ ``contempt``) keep their fresh initialisation. Loss state (centers) is not copied.
+
+    Args:
+        model: the model to initialise (built for ``class_names``).
+        path: the checkpoint (stem, ``.safetensors`` or ``.json``).
+        class_names: the model's classes, in head order.
+
+    Returns:
+        ``{"checkpoint", "sha256", "copied_classes", "new_classes"}``.
+
+    Raises:
+        CheckpointError: unreadable/tampered checkpoint, or weights that do not fit the model.
+    """
+    from ferembed.data.vocab import canonical_name
+
+    sidecar = load_sidecar(path)
+    weights_path, _ = checkpoint_paths(path)
+    tensors = _read_tensors(weights_path, sidecar)
+    state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    own = model.state_dict()
+    body = {k: v for k, v in state.items() if not k.startswith("head.")}
+    own_body = {k: v for k, v in own.items() if not k.startswith("head.")}
+    _check_fit(own_body, body, weights_path, "model")
+    model.load_state_dict({**own, **body}, strict=True)
+    theirs = {}
+    for i, name in enumerate(sidecar["class_names"]):
+        try:
+            theirs[canonical_name(name)] = i
+        except FerembedError:
+            continue
+    copied, new = [], []
+    with torch.no_grad():
+        for row, name in enumerate(class_names):
+            try:
+                src = theirs.get(canonical_name(name))
+            except FerembedError:
+                src = None
+            if src is None or "head.weight" not in state:
+                new.append(str(name))
+                continue
+            model.head.weight[row] = state["head.weight"][src]
+            model.head.bias[row] = state["head.bias"][src]
+            copied.append(str(name))
+    return {
+        "checkpoint": str(weights_path),
+        "sha256": sidecar["sha256"],
+        "copied_classes": copied,
+        "new_classes": new,
+    }
+
+
 # ------------------------------------------------------------------------------------------------
 
 
@@ -263,7 +321,12 @@ def _read_tensors(weights_path: Path, sidecar: dict) -> dict:
 
 
 def _load_state(module: nn.Module, state: dict, weights_path: Path, what: str) -> None:
-    own = module.state_dict()
+    _check_fit(module.state_dict(), state, weights_path, what)
+    module.load_state_dict(state, strict=True)
+
+
+def _check_fit(own: dict, state: dict, weights_path: Path, what: str) -> None:
+    """Raise CheckpointError naming the file unless ``state`` has exactly ``own``'s keys/shapes."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
@@ -276,7 +339,6 @@ def _load_state(module: nn.Module, state: dict, weights_path: Path, what: str) -
         raise CheckpointError(
             f"{weights_path}: {what} weights do not fit the architecture ({'; '.join(parts)})"
         )
-    module.load_state_dict(state, strict=True)
 
 
 def _plain(t):

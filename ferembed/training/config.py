@@ -52,6 +52,7 @@ class TrainConfig:
     arch: str = "vgg_small"  # model registry name (ferembed.models.create_model)
     model_kwargs: dict = field(default_factory=dict)  # architecture keywords (width, widths...)
     embedding_dim: int = 128  # D, width of the embedding layer
+    init_checkpoint: str | None = None  # fine-tune from these weights (head rows matched by class)
     input_mode: str = "full"  # full | partial (PartialImage) | fused (two-stream around arch)
     # --- loss
     loss: str = "softmax"  # loss registry name (ferembed.losses.create_loss)

@@ -197,6 +197,18 @@ def build_model(config: TrainConfig, num_classes: int, image_size: int = 48) -> 
     return model
 
 
+def init_model(model: FERNet, config: TrainConfig, class_names, *, progress: bool = False) -> None:
+    """Load ``config.init_checkpoint``'s weights into ``model`` (no-op without one)."""
+    if not config.init_checkpoint:
+        return
+    from ferembed.models.checkpoint import init_from_checkpoint
+
+    info = init_from_checkpoint(model, config.init_checkpoint, class_names)
+    if progress:
+        new = f"; fresh head rows for {info['new_classes']}" if info["new_classes"] else ""
+        print(f"initialised from {info['checkpoint']}{new}", file=sys.stderr)
+
+
 def build_loss(
     name: str, params: dict, num_classes: int, embedding_dim: int, class_counts: np.ndarray
 ) -> nn.Module:
@@ -358,6 +370,7 @@ def train(
         torch.manual_seed(config.seed)
         train_ds, val_ds = build_datasets(config)
         model = build_model(config, len(train_ds.class_names), train_ds.image_size)
+        init_model(model, config, train_ds.class_names, progress=progress)
         loss = build_loss(
             config.loss,
             config.loss_params,

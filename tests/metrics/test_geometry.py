@@ -14,6 +14,9 @@ from ferembed.metrics.geometry import (
     distance_histograms,
     distance_to_centroid,
     fisher_ratio,
+    geometry_bootstrap,
+    paired_geometry_bootstrap,
+    resampled_geometry,
     separation,
     uniformity,
 )
@@ -313,3 +316,92 @@ def test_distance_histograms_subset_without_a_pair_kind_raises():
     x = np.array([[0.0], [1.0], [5.0], [6.0]], np.float32)
     with pytest.raises(ValueError, match="raise max_pairs"):
         distance_histograms(x, np.array([0, 0, 1, 1]), distance="euclidean", max_pairs=1)
+
+
+def _brute_geometry(x, y, distance):
+    """compactness / class_separation / Fisher of (x, y), computed independently with scipy."""
+    x = np.asarray(x, np.float64)
+    classes = np.unique(y)
+    xd = _unit(x) if distance == "cosine" else x
+    cents = np.stack([xd[y == c].mean(0) for c in classes])
+    metric = "cosine" if distance == "cosine" else "euclidean"
+    own = cdist(xd, cents, metric=metric)[np.arange(len(y)), np.searchsorted(classes, y)]
+    dm = cdist(cents, cents, metric=metric)
+    np.fill_diagonal(dm, np.inf)
+    mu = x.mean(0)
+    gm = np.stack([x[y == c].mean(0) for c in classes])
+    within = sum(((x[y == c] - gm[i]) ** 2).sum() for i, c in enumerate(classes))
+    between = sum((y == c).sum() * ((gm[i] - mu) ** 2).sum() for i, c in enumerate(classes))
+    return own.mean(), dm.min(1).mean(), between / within
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_resampled_geometry_equals_the_metrics_of_the_resample(distance):
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), [30, 20, 25, 5])
+    x = (rng.normal(size=(80, 6)) + 3 * np.eye(6)[y]).astype(np.float32)  # what check_embeddings keeps
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), (y == c).sum()) for c in range(4)])
+    w = np.stack([np.ones(80), np.bincount(idx, minlength=80)])
+    got = resampled_geometry(x, y, w, distance=distance)
+    for b, (xx, yy) in enumerate([(x, y), (x[idx], y[idx])]):
+        want = _brute_geometry(xx, yy, distance)
+        assert got["compactness"][b] == pytest.approx(want[0], abs=1e-12)
+        assert got["class_separation"][b] == pytest.approx(want[1], abs=1e-12)
+        assert got["fisher_ratio"][b] == pytest.approx(want[2], rel=1e-12)
+    # the plain functions agree with the unweighted row
+    assert got["fisher_ratio"][0] == pytest.approx(fisher_ratio(x, y), rel=1e-12)
+    assert got["compactness"][0] == pytest.approx(
+        distance_to_centroid(x, y, distance=distance).mean(), abs=1e-12
+    )
+
+
+def test_resampled_geometry_rejects_a_class_with_no_weight():
+    x = np.eye(4)
+    y = np.array([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="class 1"):
+        resampled_geometry(x, y, np.array([[1.0, 1.0, 0.0, 0.0]]))
+
+
+def test_geometry_bootstrap_brackets_the_estimate_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+
+    def data(n):
+        y = rng.integers(0, 3, n)
+        return rng.normal(size=(n, 8)) + 2 * np.eye(8)[y], y
+
+    x, y = data(150)
+    ci = geometry_bootstrap(x, y, n_boot=400, seed=1)
+    point = _brute_geometry(x, y, "cosine")
+    for key, value in zip(("compactness", "class_separation", "fisher_ratio"), point):
+        lo, hi = ci[key]
+        assert lo < value < hi
+    assert geometry_bootstrap(x, y, n_boot=400, seed=1) == ci  # seeded
+    x2, y2 = data(2400)
+    ci2 = geometry_bootstrap(x2, y2, n_boot=400, seed=1)
+    for key in ci:
+        assert ci2[key][1] - ci2[key][0] < 0.5 * (ci[key][1] - ci[key][0])
+
+
+def test_paired_geometry_bootstrap_detects_a_tighter_embedding_and_not_a_rescaled_one():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 4, 400)
+    centers = 3 * np.eye(8)[:4]
+    noise = rng.normal(size=(400, 8))
+    xa = centers[y] + noise
+    xb = centers[y] + 0.5 * noise  # same classes, half the spread
+    out = paired_geometry_bootstrap(xa, xb, y, n_boot=300, seed=2)
+    want_a, want_b = _brute_geometry(xa.astype(np.float32), y, "cosine"), _brute_geometry(
+        xb.astype(np.float32), y, "cosine"
+    )
+    for i, key in enumerate(("compactness", "class_separation", "fisher_ratio")):
+        assert out[key]["a"] == pytest.approx(want_a[i], rel=1e-9)
+        assert out[key]["b"] == pytest.approx(want_b[i], rel=1e-9)
+        assert out[key]["diff"] == pytest.approx(want_b[i] - want_a[i], rel=1e-9)
+    assert out["compactness"]["ci_high"] < 0  # B is significantly more compact
+    assert out["fisher_ratio"]["ci_low"] > 0
+    # the same embedding scaled: Fisher and cosine geometry unchanged, the paired CI is [0, 0]
+    same = paired_geometry_bootstrap(xa, 2 * xa, y, n_boot=50, seed=2, distance="cosine")
+    for key in same:
+        assert same[key]["diff"] == pytest.approx(0, abs=1e-9)
+        assert same[key]["ci_low"] == pytest.approx(0, abs=1e-9)
+        assert same[key]["ci_high"] == pytest.approx(0, abs=1e-9)
