@@ -31,8 +31,8 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check ferembed dashboard tests bench
-	$(BIN)/ruff format --check ferembed dashboard tests bench
+	$(BIN)/ruff check ferembed dashboard tests bench scripts
+	$(BIN)/ruff format --check ferembed dashboard tests bench scripts
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_models.py

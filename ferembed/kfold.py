@@ -71,6 +71,8 @@ def train_kfold(
     bad = [f for f in folds if not 0 <= f < num_folds]
     if bad:
         raise ConfigError(f"folds {bad} out of range [0, {num_folds - 1}]")
+    if len(set(folds)) != len(folds):
+        raise ConfigError(f"folds {folds} repeat a fold (each held-out fold counts once)")
     out = Path(out)
     rows: list[dict[str, Any]] = []
     pooled: np.ndarray | None = None
@@ -146,7 +148,7 @@ def _summarize(rows, pooled, class_names) -> dict[str, Any]:
         recall = np.divide(np.diag(pooled), support, out=np.zeros(len(support)), where=support > 0)
         summary["pooled_accuracy"] = float(np.trace(pooled) / pooled.sum())
         summary["pooled_mean_class_accuracy"] = float(recall[support > 0].mean())
-        summary["pooled_per_class_recall"] = dict(zip(class_names, recall.tolist()))
+        summary["pooled_per_class_recall"] = dict(zip(class_names, recall.tolist(), strict=True))
     return summary
 
 

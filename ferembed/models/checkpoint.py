@@ -262,6 +262,11 @@ def init_from_checkpoint(model: FERNet, path: str | os.PathLike, class_names) ->
     """
     from ferembed.data.vocab import canonical_name
 
+    if len(class_names) != model.num_classes:
+        raise ValueError(
+            f"init_from_checkpoint: {len(class_names)} class names for a model with "
+            f"{model.num_classes} classes"
+        )
     sidecar = load_sidecar(path)
     weights_path, _ = checkpoint_paths(path)
     tensors = _read_tensors(weights_path, sidecar)

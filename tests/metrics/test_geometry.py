@@ -339,7 +339,9 @@ def _brute_geometry(x, y, distance):
 def test_resampled_geometry_equals_the_metrics_of_the_resample(distance):
     rng = np.random.default_rng(3)
     y = np.repeat(np.arange(4), [30, 20, 25, 5])
-    x = (rng.normal(size=(80, 6)) + 3 * np.eye(6)[y]).astype(np.float32)  # what check_embeddings keeps
+    x = (rng.normal(size=(80, 6)) + 3 * np.eye(6)[y]).astype(
+        np.float32
+    )  # what check_embeddings keeps
     idx = np.concatenate([rng.choice(np.flatnonzero(y == c), (y == c).sum()) for c in range(4)])
     w = np.stack([np.ones(80), np.bincount(idx, minlength=80)])
     got = resampled_geometry(x, y, w, distance=distance)
@@ -372,7 +374,7 @@ def test_geometry_bootstrap_brackets_the_estimate_and_narrows_with_n():
     x, y = data(150)
     ci = geometry_bootstrap(x, y, n_boot=400, seed=1)
     point = _brute_geometry(x, y, "cosine")
-    for key, value in zip(("compactness", "class_separation", "fisher_ratio"), point):
+    for key, value in zip(("compactness", "class_separation", "fisher_ratio"), point, strict=True):
         lo, hi = ci[key]
         assert lo < value < hi
     assert geometry_bootstrap(x, y, n_boot=400, seed=1) == ci  # seeded
@@ -390,8 +392,9 @@ def test_paired_geometry_bootstrap_detects_a_tighter_embedding_and_not_a_rescale
     xa = centers[y] + noise
     xb = centers[y] + 0.5 * noise  # same classes, half the spread
     out = paired_geometry_bootstrap(xa, xb, y, n_boot=300, seed=2)
-    want_a, want_b = _brute_geometry(xa.astype(np.float32), y, "cosine"), _brute_geometry(
-        xb.astype(np.float32), y, "cosine"
+    want_a, want_b = (
+        _brute_geometry(xa.astype(np.float32), y, "cosine"),
+        _brute_geometry(xb.astype(np.float32), y, "cosine"),
     )
     for i, key in enumerate(("compactness", "class_separation", "fisher_ratio")):
         assert out[key]["a"] == pytest.approx(want_a[i], rel=1e-9)

@@ -1,0 +1,235 @@
+"""The real-data study behind docs/results.md: every number and figure in it comes from here.
+
+Stages (each resumable; training stages continue interrupted runs):
+
+* ``test``     embed FER2013 test with every shipped checkpoint (checkpoints/fer2013) + evaluate
+* ``seeds``    retrain softmax and the two best other losses (by validation score, never test)
+               with seeds 1 and 2 under the shipped configs, embed test, evaluate
+* ``compare``  paired comparison of every loss against softmax (same seed), ``compare_runs``
+* ``pseudo``   the pseudo-label loop's record, and test accuracy of its round-0 checkpoint
+* ``ckplus``   CK+ subject-independent 10-fold per loss, fine-tuning each FER2013 checkpoint
+* ``cross``    FER2013 checkpoints on all of CK+ (contempt excluded: FER2013 has no such class)
+* ``report``   docs/results.json, docs/results.md and docs/figures/*.png
+
+``python scripts/results_study.py all`` runs them in order. The shipped checkpoints come from
+``ferembed zoo`` (the command is on each model card and in the report).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ferembed import _io  # noqa: E402
+from ferembed.zoo import METHODS  # noqa: E402
+
+STAGES = ("test", "seeds", "compare", "pseudo", "ckplus", "cross", "report")
+EXTRA_SEEDS = (1, 2)
+#: CK+ fine-tuning budget per fold (on top of the FER2013 checkpoint).
+CKPLUS = {"epochs": 5, "lr": 1e-3, "warmup_epochs": 0, "batch_size": 32}
+
+
+class Study:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.ckpt = Path(args.checkpoints)
+        self.work = Path(args.work)
+        self.fer_root = args.fer2013
+        self.ck_root = args.ckplus
+        self.docs = Path(args.docs)
+        self.quiet = args.quiet
+        self.device = args.device
+        self.methods = [m for m in METHODS if (self.ckpt / f"{m}.json").exists()]
+        self.only = args.methods or self.methods  # training stages (ckplus) run only these
+        if not self.methods:
+            raise SystemExit(f"no checkpoints in {self.ckpt}: run `ferembed zoo` first")
+
+    # ------------------------------------------------------------------ helpers
+    def run_dir(self, split: str, method: str, seed: int = 0) -> Path:
+        return self.work / "runs" / split / f"{method}-s{seed}"
+
+    def embed_eval(self, checkpoint: Path, run: Path, dataset: str, root: str, split: str) -> dict:
+        from ferembed.metrics import evaluate_run
+        from ferembed.runs.embed import embed_checkpoint
+
+        if not (run / "metrics.json").exists():
+            embed_checkpoint(
+                checkpoint,
+                dataset=dataset,
+                root=root,
+                split=split,
+                out=run,
+                overwrite=True,
+                device=self.device,
+                progress=not self.quiet,
+                name=run.name,
+            )
+            evaluate_run(run)
+        return json.loads((run / "metrics.json").read_text())
+
+    def sidecar(self, method: str) -> dict:
+        return json.loads((self.ckpt / f"{method}.json").read_text())
+
+    def val_score(self, method: str) -> float:
+        m = self.sidecar(method).get("metrics") or {}
+        return float(m.get("val_mean_class_acc") or 0.0)
+
+    def seeded_methods(self) -> list[str]:
+        """softmax and the two other losses with the best validation score (never test)."""
+        others = sorted(
+            (m for m in self.methods if m != "softmax"), key=self.val_score, reverse=True
+        )
+        return ["softmax", *others[:2]]
+
+    # ------------------------------------------------------------------ stages
+    def stage_test(self) -> None:
+        for m in self.methods:
+            self.embed_eval(
+                self.ckpt / f"{m}.json",
+                self.run_dir("fer2013-test", m),
+                "fer2013",
+                self.fer_root,
+                "test",
+            )
+
+    def stage_seeds(self) -> None:
+        from ferembed.training import apply_overrides, load_config, train
+
+        for m in self.seeded_methods():
+            for seed in EXTRA_SEEDS:
+                cfg = apply_overrides(
+                    load_config(self.ckpt / f"{m}.config.json"),
+                    {
+                        "seed": seed,
+                        "device": self.device,
+                        "root": self.fer_root,
+                        "out": str(self.work / "seeds" / f"{m}-s{seed}"),
+                    },
+                )
+                cmd = f"python scripts/results_study.py seeds  # {m}, seed {seed}"
+                result = train(cfg, progress=not self.quiet, resume=True, command=cmd)
+                self.embed_eval(
+                    result.best_checkpoint,
+                    self.run_dir("fer2013-test", m, seed),
+                    "fer2013",
+                    self.fer_root,
+                    "test",
+                )
+
+    def stage_compare(self) -> None:
+        from ferembed.metrics.compare import compare_runs
+
+        pairs = [(m, 0) for m in self.methods if m != "softmax"]
+        pairs += [(m, s) for m in self.seeded_methods()[1:] for s in EXTRA_SEEDS]
+        for m, seed in pairs:
+            a, b = (
+                self.run_dir("fer2013-test", "softmax", seed),
+                self.run_dir("fer2013-test", m, seed),
+            )
+            out = self.work / "compare" / f"{m}-s{seed}.json"
+            if (
+                out.exists()
+                or not (a / "metrics.json").exists()
+                or not (b / "metrics.json").exists()
+            ):
+                continue
+            _io.write_json(out, compare_runs(a, b))
+
+    def stage_pseudo(self) -> None:
+        round0 = self.zoo_work() / "affinity_cluster" / "round_0" / "best.json"
+        if round0.exists():
+            self.embed_eval(
+                round0,
+                self.run_dir("fer2013-test", "affinity_cluster-round0"),
+                "fer2013",
+                self.fer_root,
+                "test",
+            )
+
+    def zoo_work(self) -> Path:
+        cfg = json.loads((self.ckpt / "softmax.config.json").read_text())
+        return Path(cfg["out"]).parent
+
+    def ckplus_config(self, method: str):
+        from ferembed.training import apply_overrides, load_config
+
+        return apply_overrides(
+            load_config(self.ckpt / f"{method}.config.json"),
+            {
+                **CKPLUS,
+                "dataset": "ckplus",
+                "root": self.ck_root,
+                "split": "train",
+                "val_split": None,
+                "num_folds": 10,
+                "method": "standard",  # all CK+ labels are used: no pseudo-labelling here
+                "init_checkpoint": str(self.ckpt / f"{method}.safetensors"),
+                "device": self.device,
+                "max_train_samples": None,
+            },
+        )
+
+    def stage_ckplus(self) -> None:
+        from ferembed.kfold import KFOLD_FILE, train_kfold
+
+        for m in [m for m in self.methods if m in self.only]:
+            out = self.work / "ckplus" / m
+            if (out / KFOLD_FILE).exists():
+                continue
+            train_kfold(
+                self.ckplus_config(m),
+                out=out,
+                progress=not self.quiet,
+                command=f"python scripts/results_study.py ckplus  # {m}",
+            )
+
+    def stage_cross(self) -> None:
+        for m in self.methods:
+            self.embed_eval(
+                self.ckpt / f"{m}.json",
+                self.run_dir("ckplus-all", m),
+                "ckplus",
+                self.ck_root,
+                "all",
+            )
+
+    def stage_report(self) -> None:
+        from report import write_report  # scripts/report.py
+
+        write_report(self)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("stages", nargs="+", choices=(*STAGES, "all"))
+    p.add_argument("--checkpoints", default=str(REPO / "checkpoints" / "fer2013"))
+    p.add_argument("--work", default=str(REPO / ".cache" / "study"))
+    p.add_argument("--fer2013", default=str(REPO.parent / "shared" / "datasets" / "fer2013"))
+    p.add_argument("--ckplus", default=str(REPO.parent / "shared" / "datasets" / "ckplus48"))
+    p.add_argument("--docs", default=str(REPO / "docs"))
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--methods", nargs="+", choices=list(METHODS), help="ckplus: only these")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    p.add_argument("--quiet", action="store_true")
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    study = Study(args)
+    stages = STAGES if "all" in args.stages else [s for s in STAGES if s in args.stages]
+    for stage in stages:
+        t0 = time.perf_counter()
+        getattr(study, f"stage_{stage}")()
+        print(f"[{stage}] done in {time.perf_counter() - t0:.0f} s on {platform.node()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
