@@ -46,6 +46,8 @@ HEADLINE: tuple[tuple[str, str], ...] = (
     ("macro_f1", "Macro-F1"),
     ("silhouette", "Silhouette"),
     ("nmi", "NMI"),
+    ("compactness", "Compactness"),
+    ("class_separation", "Separation"),
     ("fisher_ratio", "Fisher"),
     ("nc1", "NC1"),
 )

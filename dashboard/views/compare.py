@@ -86,7 +86,8 @@ def draw_pair(run_b, ib: int) -> None:
         f"differences are B - A with {level}% paired bootstrap intervals."
     )
     table = []
-    for key, m in res["metrics"].items():
+    # accuracy-type metrics, then the paired geometry (absent from comparisons cached before it)
+    for key, m in [*res["metrics"].items(), *(res.get("geometry") or {}).items()]:
         lo, hi = m.get("ci_low"), m.get("ci_high")
         sig = lo is not None and hi is not None and (lo > 0 or hi < 0)
         table.append(
