@@ -170,6 +170,11 @@ def write_card(
         "knn_accuracy": metrics.get("knn_accuracy"),
         "map_at_r": metrics.get("map_at_r"),
         "silhouette": metrics.get("silhouette"),
+        **{key: metrics.get(key) for key in ("compactness", "class_separation", "fisher_ratio")},
+        "geometry_ci": {
+            key: (metrics.get("ci") or {}).get(key)
+            for key in ("compactness", "class_separation", "fisher_ratio")
+        },
         "size_mb": round((out / f"{name}.safetensors").stat().st_size / 2**20, 2),
         "num_params": sidecar.get("num_params"),
         "command": command,
@@ -196,6 +201,12 @@ def write_card(
         + " |",
         f"| kNN accuracy / MAP@R / silhouette | {_pct(row['knn_accuracy'])} / "
         f"{_num(row['map_at_r'])} / {_num(row['silhouette'])} |",
+        "| compactness / separation / Fisher | "
+        + " / ".join(
+            _num_ci(row[key], row["geometry_ci"][key])
+            for key in ("compactness", "class_separation", "fisher_ratio")
+        )
+        + " |",
         "",
         f"Test split `{test_split}`, {metrics.get('n')} images; intervals are bootstrap 95% CIs "
         "over test samples.",
@@ -209,9 +220,16 @@ def write_card(
         "Check this card against the shipped checkpoint (embed the test split, evaluate, rewrite):",
         "",
         "```",
-        f"ferembed zoo --dataset {dataset} --methods {name} --out {out.as_posix()} --cards-only",
+        f"ferembed zoo --dataset {dataset}{f' --root {root}' if root else ''} --methods {name} "
+        f"--out {out.as_posix()} --cards-only",
         "```",
     ]
+    if (out / f"{name}.pseudo_labels.json").exists():
+        lines += [
+            "",
+            f"The pseudo-label loop's per-round record (pseudo-labels kept, their accuracy against "
+            f"the hidden labels, validation accuracy) is `{name}.pseudo_labels.json`.",
+        ]
     if command:
         lines += ["", "The whole zoo was trained with:", "", "```", command, "```"]
     _io.write_text(out / f"{name}.md", "\n".join(lines) + "\n")
@@ -228,6 +246,10 @@ def _with_ci(v, ci) -> str:
 
 def _num(v) -> str:
     return "n/a" if v is None else f"{v:.3f}"
+
+
+def _num_ci(v, ci) -> str:
+    return _num(v) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if v is not None and ci else "")
 
 
 def _write_index(out: Path, dataset: str) -> None:
