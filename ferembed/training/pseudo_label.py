@@ -56,6 +56,7 @@ from ferembed.training.trainer import (
     deterministic_mode,
     embed_batches,
     fit,
+    init_model,
     resolve_device,
 )
 
@@ -289,6 +290,7 @@ def train_pseudo_label(
         pool_ids = [s.sample_id for s in pool_ds.samples]
 
         model = build_model(config, num_classes, train_ds.image_size)
+        init_model(model, config, train_ds.class_names, progress=progress)
         loss = build_loss(
             config.loss,
             config.loss_params,

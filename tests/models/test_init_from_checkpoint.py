@@ -249,3 +249,24 @@ def test_train_then_fine_tune_from_its_checkpoint(tmp_path):
     torch.manual_seed(fresh_cfg.seed)
     fresh = build_model(fresh_cfg, len(names)).state_dict()
     assert not torch.equal(fresh["head.weight"], src["head.weight"])
+
+
+def test_pseudo_label_loop_starts_round_0_from_the_checkpoint(tmp_path):
+    first = train(_synth_config(tmp_path, "first"), progress=False, command="test")
+    src = load_checkpoint(first.best_checkpoint)[0].state_dict()
+    cfg = _synth_config(
+        tmp_path,
+        "pl",
+        method="pseudo_label",
+        max_train_samples=64,
+        pseudo_rounds=0,
+        init_checkpoint=str(first.best_checkpoint),
+        lr=1e-12,
+        weight_decay=0.0,
+        momentum=0.0,
+    )
+    result = train(cfg, progress=False, command="test")
+    tuned = load_checkpoint(result.best_checkpoint)[0].state_dict()
+    for k, v in src.items():
+        if k.startswith("head.") or v.dim() > 1:
+            assert torch.allclose(tuned[k], v, atol=1e-6), k
