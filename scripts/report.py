@@ -433,6 +433,15 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
     if "fer2013_geometry" in figs:
         a(f"![Geometry against accuracy]({figs['fer2013_geometry']})")
         a("")
+    collapsed = [m for m in fer if (fer[m]["class_separation"] or 0) < 0.01]
+    if collapsed:
+        a(
+            f"**Collapsed:** {', '.join(collapsed)}: the class centroids of the test embeddings "
+            f"coincide (separation < 0.01) and the head predicts mostly one class, so these "
+            f"runs learned no expression structure at this budget (see "
+            f"[What did not work](#what-did-not-work))."
+        )
+        a("")
     a("### Paired against softmax (same test faces, seed 0)")
     a("")
     a(
@@ -681,6 +690,28 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
                 f"mean fold accuracy against 97–99% in the literature, again with a few epochs of "
                 f"fine-tuning on a CPU."
             )
+        a("")
+    if collapsed:
+        a("## What did not work")
+        a("")
+        for m in collapsed:
+            v = fer[m]
+            a(
+                f"* **{m}**: test accuracy {_fmt(v['accuracy'], True)}%, mean class accuracy "
+                f"{_fmt(v['mean_class_accuracy'], True)}% (chance for 7 classes: 14.3%), "
+                f"separation {v['class_separation']:.4f}, Fisher {v['fisher_ratio']:.4f}."
+            )
+        a(
+            "Both metric-only losses were run with pytorch-metric-learning's defaults "
+            "(triplet: batch-hard mining, margin 0.2 on L2-normalised embeddings; ArcFace: "
+            "margin 0.5 rad, scale 64) under the budget shared by every loss, trained from "
+            "scratch. On FER2013's noisy labels both collapsed within 4 epochs. This is a known "
+            "failure mode of batch-hard mining on noisy data and of large ArcFace scales with few "
+            "classes; semi-hard mining, a smaller scale/margin, a softmax warm-up or "
+            "initialising from the softmax checkpoint (`init_checkpoint`) are the usual remedies. "
+            "They were not tuned here, so these two rows say nothing about the losses "
+            "themselves at a tuned setting."
+        )
         a("")
     a("## Reproduce")
     a("")
