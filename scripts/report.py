@@ -702,9 +702,9 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
                 f"separation {v['class_separation']:.4f}, Fisher {v['fisher_ratio']:.4f}."
             )
         a(
-            "Both metric-only losses were run with pytorch-metric-learning's defaults "
-            "(triplet: batch-hard mining, margin 0.2 on L2-normalised embeddings; ArcFace: "
-            "margin 0.5 rad, scale 64) under the budget shared by every loss, trained from "
+            "Both metric-only losses ran with ferembed's defaults (triplet: batch-hard mining, "
+            "margin 0.2 on L2-normalised embeddings; ArcFace: pytorch-metric-learning's margin "
+            "0.5 rad and scale 64) under the budget shared by every loss, trained from "
             "scratch. On FER2013's noisy labels both collapsed within 4 epochs. This is a known "
             "failure mode of batch-hard mining on noisy data and of large ArcFace scales with few "
             "classes; semi-hard mining, a smaller scale/margin, a softmax warm-up or "
