@@ -400,7 +400,8 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
         a(
             f"* **Hardware**: one 2-core CPU ({res['machine']}), no GPU was lent to this task. "
             f"Training took {min(walls) / 60:.0f}–{max(walls) / 60:.0f} min per loss "
-            f"({sum(walls) / 3600:.1f} h for all ten)."
+            f"({sum(walls) / 3600:.1f} h for all ten; the machine was shared with other jobs, "
+            f"so wall times vary with load)."
         )
         a(f"* **Shipped checkpoints**: `{res.get('zoo_command') or 'ferembed zoo ...'}`")
     a(
