@@ -47,6 +47,7 @@ class Study:
         self.device = args.device
         self.methods = [m for m in METHODS if (self.ckpt / f"{m}.json").exists()]
         self.only = args.methods or self.methods  # training stages (ckplus) run only these
+        self.reverse = args.reverse
         if not self.methods:
             raise SystemExit(f"no checkpoints in {self.ckpt}: run `ferembed zoo` first")
 
@@ -101,8 +102,17 @@ class Study:
     def stage_seeds(self) -> None:
         from ferembed.training import apply_overrides, load_config, train
 
-        for m in self.seeded_methods():
-            for seed in EXTRA_SEEDS:
+        jobs = [(m, seed) for m in self.seeded_methods() for seed in EXTRA_SEEDS]
+        for m, seed in reversed(jobs) if self.reverse else jobs:
+            # Several processes may share the list (one core each): a run in progress is locked.
+            lock = self.work / "seeds" / f"{m}-s{seed}.lock"
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                lock.mkdir()
+            except FileExistsError:
+                print(f"[seeds] {m} seed {seed} is locked by another process ({lock}): skipped")
+                continue
+            try:
                 cfg = apply_overrides(
                     load_config(self.ckpt / f"{m}.config.json"),
                     {
@@ -121,6 +131,8 @@ class Study:
                     self.fer_root,
                     "test",
                 )
+            finally:
+                lock.rmdir()
 
     def stage_compare(self) -> None:
         from ferembed.metrics.compare import compare_runs
@@ -215,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--docs", default=str(REPO / "docs"))
     p.add_argument("--device", default="cpu")
     p.add_argument("--methods", nargs="+", choices=list(METHODS), help="ckplus: only these")
+    p.add_argument("--reverse", action="store_true", help="seeds: take the runs last-first")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
