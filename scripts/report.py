@@ -143,15 +143,19 @@ def collect(study) -> dict[str, Any]:
             }
     rec = _load(study.ckpt / "affinity_cluster.pseudo_labels.json")
     if rec is not None:
-        r0 = _load(study.run_dir("fer2013-test", "affinity_cluster-round0") / "metrics.json")
-        final = res["fer2013"].get("affinity_cluster", {})
+        tests = []
+        for r in rec["rounds"]:
+            run = study.run_dir("fer2013-test", f"affinity_cluster-round_{r['round']}")
+            met = _load(run / "metrics.json")
+            tests.append(
+                {"accuracy": met.get("accuracy"), "ci": (met.get("ci") or {}).get("accuracy")}
+                if met
+                else None
+            )
         res["pseudo"] = {
             "record": {k: v for k, v in rec.items() if k != "rounds"},
             "rounds": [{k: v for k, v in r.items() if k != "per_class"} for r in rec["rounds"]],
-            "round0_test_accuracy": r0.get("accuracy") if r0 else None,
-            "round0_test_ci": (r0.get("ci") or {}).get("accuracy") if r0 else None,
-            "final_test_accuracy": final.get("accuracy"),
-            "final_test_ci": (final.get("ci") or {}).get("accuracy"),
+            "round_test": tests,
             # the loop ships the round with the best validation score (pseudo_label._pick_best)
             "shipped_round": int(np.argmax([r.get("best_score") or 0 for r in rec["rounds"]])),
         }
@@ -205,7 +209,12 @@ def figures(study, res: dict, fig_dir: Path) -> dict[str, str]:
             )
             ax.barh(methods, v, color=["#d62728" if m == "softmax" else "#1f77b4" for m in methods])
             ax.errorbar(
-                v, methods, xerr=[v - ci[:, 0], ci[:, 1] - v], fmt="none", ecolor="k", capsize=3
+                v,
+                methods,
+                xerr=np.clip([v - ci[:, 0], ci[:, 1] - v], 0, None),
+                fmt="none",
+                ecolor="k",
+                capsize=3,
             )
             ax.set_title(title)
             ax.set_xlim(0, 100)
@@ -223,8 +232,10 @@ def figures(study, res: dict, fig_dir: Path) -> dict[str, str]:
                 ax.errorbar(
                     x,
                     scale_y * y,
-                    xerr=[[x - cx[0]], [cx[1] - x]] if cx else None,
-                    yerr=[[scale_y * (y - cy[0])], [scale_y * (cy[1] - y)]] if cy else None,
+                    xerr=[[max(x - cx[0], 0)], [max(cx[1] - x, 0)]] if cx else None,
+                    yerr=[[max(scale_y * (y - cy[0]), 0)], [max(scale_y * (cy[1] - y), 0)]]
+                    if cy
+                    else None,
                     fmt="o",
                     color="#d62728" if m == "softmax" else "#1f77b4",
                     capsize=2,
@@ -434,13 +445,29 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
     if "fer2013_geometry" in figs:
         a(f"![Geometry against accuracy]({figs['fer2013_geometry']})")
         a("")
+        live = [m for m in fer if (fer[m]["class_separation"] or 0) >= 0.01]
+        if len(live) >= 4:
+            from scipy.stats import spearmanr
+
+            rho = spearmanr(
+                [fer[m]["compactness"] for m in live], [fer[m]["class_separation"] for m in live]
+            ).statistic
+            a(
+                f"Across the {len(live)} losses that did not collapse, compactness and separation "
+                f"move together (Spearman ρ = {rho:.2f}): a loss that pulls faces towards their "
+                f"class centroid pulls the centroids towards each other as well, so neither number "
+                f"alone says the classes became easier to tell apart; their ratio (Fisher) does."
+            )
+            a("")
     collapsed = [m for m in fer if (fer[m]["class_separation"] or 0) < 0.01]
     if collapsed:
         a(
             f"**Collapsed:** {', '.join(collapsed)}: the class centroids of the test embeddings "
             f"coincide (separation < 0.01) and the head predicts mostly one class, so these "
             f"runs learned no expression structure at this budget (see "
-            f"[What did not work](#what-did-not-work))."
+            f"[What did not work](#what-did-not-work)). For such runs the percentile interval "
+            f"of separation can sit above the estimate: with coinciding centroids the "
+            f"resampled nearest-centroid distance is biased upward."
         )
         a("")
     a("### Paired against softmax (same test faces, seed 0)")
@@ -546,6 +573,23 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
                 )
             a(f"| {m} | {len(s['runs'])} | " + " | ".join(cells) + " |")
         a("")
+        for m in res["seeded_methods"][1:]:
+            diffs = [cmp_[k]["metrics"]["accuracy"] for k in sorted(cmp_) if k.startswith(f"{m}-s")]
+            if not diffs:
+                continue
+            sig = [d for d in diffs if d["ci_low"] > 0 or d["ci_high"] < 0]
+            a(
+                f"* **{m}**: accuracy difference to the same-seed softmax "
+                f"{', '.join(format(100 * d['diff'], '+.1f') for d in diffs)} points; significant in "
+                f"{len(sig)} of {len(diffs)} seeds"
+                + (
+                    f" (all {'negative' if sig[0]['diff'] < 0 else 'positive'})"
+                    if sig and len({d["diff"] < 0 for d in sig}) == 1
+                    else ""
+                )
+                + "."
+            )
+        a("")
         seeded = [k for k in cmp_ if not k.endswith("-s0")]
         if seeded:
             a("Paired against the softmax of the same seed:")
@@ -585,30 +629,42 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
         )
         a("")
         a(
-            "| round | trained on | epochs | pseudo-labels kept | kept correct | k-means on whole pool correct | val acc |"
+            "| round | trained on | epochs | pseudo-labels kept | kept correct | k-means on whole pool correct | val acc | test acc |"
         )
-        a("|---|---|---|---|---|---|---|")
-        for r in p["rounds"]:
+        a("|---|---|---|---|---|---|---|---|")
+        tests = p["round_test"]
+        for r, t in zip(p["rounds"], tests, strict=True):
             a(
                 f"| {r['round']} | {r['n_trained']:,} | {r['epochs']} | "
-                f"{r.get('n_kept', '–') if 'n_kept' in r else '–'} | {_fmt(r.get('kept_acc'), True)} | "
-                f"{_fmt(r.get('pool_acc'), True)} | {_fmt(r['val_acc'], True)} |"
+                f"{r.get('n_kept', '–')} | {_fmt(r.get('kept_acc'), True)} | "
+                f"{_fmt(r.get('pool_acc'), True)} | {_fmt(r['val_acc'], True)} | "
+                f"{_ci(t['accuracy'], t['ci'], True) if t else '–'} |"
             )
         a("")
         gain_val = p["rounds"][-1]["val_acc"] - p["rounds"][0]["val_acc"]
-        txt = f"Over the rounds, validation accuracy moved {100 * gain_val:+.1f} points. "
-        if p["round0_test_accuracy"] is not None and p["final_test_accuracy"] is not None:
-            g = p["final_test_accuracy"] - p["round0_test_accuracy"]
-            txt += (
-                f"On test, the shipped checkpoint (round {p['shipped_round']}, best on "
-                f"validation) scores {_ci(p['final_test_accuracy'], p['final_test_ci'], True)}% "
-                f"against {_ci(p['round0_test_accuracy'], p['round0_test_ci'], True)}% for round 0 "
-                f"({100 * g:+.1f} points). "
-            )
-        txt += (
-            "Part of any gain is the extra fine-tuning epochs themselves: this study has no "
-            "control that fine-tunes on the labelled half alone for the same epochs."
+        txt = (
+            f"From round 0 to round {p['rounds'][-1]['round']}, validation accuracy moved "
+            f"{100 * gain_val:+.1f} points"
         )
+        if tests[0] and tests[-1]:
+            txt += f" and test accuracy {100 * (tests[-1]['accuracy'] - tests[0]['accuracy']):+.1f}"
+        txt += f"; the loop ships the round best on validation (round {p['shipped_round']}). "
+        kept = p["rounds"][1].get("kept_acc", 0.0) if len(p["rounds"]) > 1 else 0.0
+        v0 = p["rounds"][0]["val_acc"]
+        if gain_val < 0 and len(p["rounds"]) > 1:
+            txt += (
+                f"The pseudo-labels cost accuracy here: the kept ones were {100 * kept:.1f}% "
+                f"correct ({'below' if kept < v0 else 'above'} the round-0 model's own "
+                f"{100 * v0:.1f}% validation accuracy), so each round fine-tuned on "
+                f"pseudo-labels of which {100 * (1 - kept):.0f}% were wrong. Clustering an under-trained embedding "
+                "(round 0 had its few epochs on half the data) gives poor pseudo-labels; the loop "
+                "needs a stronger round 0."
+            )
+        else:
+            txt += (
+                "Part of the gain is the extra fine-tuning epochs themselves: this study has no "
+                "control that fine-tunes on the labelled half alone for the same epochs."
+            )
         a(txt)
         a("")
         if "pseudo_label_rounds" in figs:
@@ -662,6 +718,26 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
                 f"| {m} | {_ci(v['accuracy'], v['ci']['accuracy'], True)} | "
                 f"{_ci(v['mean_class_accuracy'], v['ci']['mean_class_accuracy'], True)} |"
             )
+        a("")
+    shared = [m for m in cross if m in fer and cross[m]["accuracy"] is not None]
+    if len(shared) >= 4:
+        from scipy.stats import spearmanr
+
+        ck_acc = [cross[m]["accuracy"] for m in shared]
+        rho_acc = spearmanr(ck_acc, [fer[m]["accuracy"] for m in shared]).statistic
+        rho_mca = spearmanr(ck_acc, [fer[m]["mean_class_accuracy"] for m in shared]).statistic
+        res["cross_rank_correlation"] = {"fer_accuracy": rho_acc, "fer_mean_class": rho_mca}
+        a(
+            f"Across the {len(shared)} losses, the CK+ ranking follows FER2013 test accuracy with "
+            f"Spearman ρ = {rho_acc:.2f} and FER2013 mean class accuracy with ρ = {rho_mca:.2f}: "
+            f"CK+ is far less imbalanced than FER2013 (disgust, FER2013's rarest class, is one of "
+            f"CK+'s largest), so a model that does better on FER2013's rare classes transfers "
+            f"better than one that is more accurate overall."
+            if rho_mca > rho_acc
+            else f"Across the {len(shared)} losses, the CK+ ranking follows FER2013 test accuracy "
+            f"with Spearman ρ = {rho_acc:.2f} and FER2013 mean class accuracy with "
+            f"ρ = {rho_mca:.2f}."
+        )
         a("")
     if fer:
         best = max(fer, key=lambda m: fer[m]["accuracy"] or 0)

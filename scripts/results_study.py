@@ -154,11 +154,12 @@ class Study:
             _io.write_json(out, compare_runs(a, b))
 
     def stage_pseudo(self) -> None:
-        round0 = self.zoo_work() / "affinity_cluster" / "round_0" / "best.json"
-        if round0.exists():
+        """Test accuracy of every round's checkpoint (in the zoo's work directory)."""
+        rounds = sorted((self.zoo_work() / "affinity_cluster").glob("round_*/best.json"))
+        for best in rounds:
             self.embed_eval(
-                round0,
-                self.run_dir("fer2013-test", "affinity_cluster-round0"),
+                best,
+                self.run_dir("fer2013-test", f"affinity_cluster-{best.parent.name}"),
                 "fer2013",
                 self.fer_root,
                 "test",
