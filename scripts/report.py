@@ -153,7 +153,8 @@ def collect(study) -> dict[str, Any]:
                 else None
             )
         res["pseudo"] = {
-            "record": {k: v for k, v in rec.items() if k != "rounds"},
+            # the scalars of the record (not its per-sample id lists)
+            "record": {k: v for k, v in rec.items() if not isinstance(v, (list, dict))},
             "rounds": [{k: v for k, v in r.items() if k != "per_class"} for r in rec["rounds"]],
             "round_test": tests,
             # the loop ships the round with the best validation score (pseudo_label._pick_best)
