@@ -25,12 +25,14 @@ import os
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import numpy as np
 from scipy import sparse
 from scipy.special import logsumexp
 
 from ferembed.metrics._validation import check_distance, check_embeddings
+from ferembed.metrics.bootstrap import _check_options, _percentiles
 
 __all__ = [
     "alignment",
@@ -840,45 +842,67 @@ def resampled_geometry(
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim != 2 or w.shape[1] != x.shape[0] or (w < 0).any():
         raise ValueError(f"weights must be a non-negative (B, {x.shape[0]}) array, got {w.shape}")
-    cos = distance == "cosine"
+    return _resampled(_class_blocks(x, y, k, distance), w, distance)
+
+
+class _Block(NamedTuple):
+    """One present class, prepared once for any number of weight chunks."""
+
+    label: int
+    idx: np.ndarray  # its rows
+    xg: np.ndarray  # the vectors as given, float64 (Fisher)
+    xd: np.ndarray  # the vectors in the distance's geometry (unit rows for cosine)
+    sq_given: np.ndarray  # squared norms of xg
+
+
+def _class_blocks(x: np.ndarray, y: np.ndarray, k: int, distance: str) -> list[_Block]:
     order, starts = _class_slices(y, k)
-    present = np.flatnonzero(counts > 0)
-    b = w.shape[0]
+    blocks = []
+    for c in range(k):
+        idx = order[starts[c] : starts[c + 1]]
+        if idx.size:
+            xg = x[idx].astype(np.float64)
+            xd = _unit64(xg) if distance == "cosine" else xg
+            blocks.append(_Block(c, idx, xg, xd, np.einsum("ij,ij->i", xg, xg)))
+    return blocks
+
+
+def _resampled(blocks: list[_Block], w: np.ndarray, distance: str) -> dict[str, np.ndarray]:
+    """:func:`resampled_geometry` on prepared class blocks and validated (B, N) weights."""
+    cos = distance == "cosine"
+    b, kp, d = w.shape[0], len(blocks), blocks[0].xg.shape[1]
     total = w.sum(axis=1)
     comp = np.zeros(b)
     within = np.zeros(b)
-    cent = np.zeros((b, present.size, x.shape[1]))  # for separation (unit directions if cosine)
-    mean_given = np.zeros((b, present.size, x.shape[1]))  # for Fisher (vectors as given)
-    n_c = np.zeros((b, present.size))
-    for j, c in enumerate(present):
-        idx = order[starts[c] : starts[c + 1]]
-        wc = w[:, idx]
+    cent = np.zeros((b, kp, d))  # for separation (unit directions if cosine)
+    mean_given = np.zeros((b, kp, d))  # for Fisher (vectors as given)
+    n_c = np.zeros((b, kp))
+    for j, blk in enumerate(blocks):
+        wc = w[:, blk.idx]
         nc = wc.sum(axis=1)
         if (nc <= 0).any():
-            raise ValueError(f"class {c} has zero total weight in some rows of weights")
+            raise ValueError(f"class {blk.label} has zero total weight in some rows of weights")
         n_c[:, j] = nc
-        xg = x[idx].astype(np.float64)
-        xd = _unit64(xg) if cos else xg
-        sums = wc @ xd
+        sums = wc @ blk.xd
         m = sums / nc[:, None]
         if cos:
             u = _unit64(m)
             comp += nc - np.einsum("bd,bd->b", sums, u)
             cent[:, j] = u
         else:
-            sq = np.einsum("ij,ij->i", xd, xd)[:, None] - 2 * xd @ m.T + (m * m).sum(1)[None, :]
+            xd = blk.xd
+            sq = blk.sq_given[:, None] - 2 * xd @ m.T + (m * m).sum(1)[None, :]
             comp += np.einsum("bi,ib->b", wc, np.sqrt(np.maximum(sq, 0.0)))
             cent[:, j] = m
-        gsums = wc @ xg if cos else sums
-        mg = gsums / nc[:, None]
-        within += wc @ np.einsum("ij,ij->i", xg, xg) - nc * np.einsum("bd,bd->b", mg, mg)
+        mg = (wc @ blk.xg if cos else sums) / nc[:, None]
+        within += wc @ blk.sq_given - nc * np.einsum("bd,bd->b", mg, mg)
         mean_given[:, j] = mg
     if cos:
         dm = 1.0 - np.einsum("bkd,bld->bkl", cent, cent)
     else:
         diff = cent[:, :, None, :] - cent[:, None, :, :]
         dm = np.sqrt(np.einsum("bkld,bkld->bkl", diff, diff))
-    eye = np.eye(present.size, dtype=bool)
+    eye = np.eye(kp, dtype=bool)
     sep = np.where(eye[None], np.inf, dm).min(axis=2).mean(axis=1)
     mu = np.einsum("bk,bkd->bd", n_c, mean_given) / total[:, None]
     dc = mean_given - mu[:, None, :]
@@ -908,16 +932,9 @@ def _stratified_weights(y: np.ndarray, k: int, n_boot: int, seed: int):
 
 
 def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
+    """Percentile interval of the finite resampled values (NaN, NaN when there are none)."""
     v = values[np.isfinite(values)]
-    if not v.size:
-        return float("nan"), float("nan")
-    lo, hi = np.quantile(v, [alpha / 2, 1 - alpha / 2])
-    return float(lo), float(hi)
-
-
-def _check_boot(n_boot: int, alpha: float) -> None:
-    if n_boot < 1 or not 0 < alpha < 1:
-        raise ValueError(f"need n_boot >= 1 and 0 < alpha < 1, got {n_boot}, {alpha}")
+    return _percentiles(v, alpha) if v.size else (float("nan"), float("nan"))
 
 
 def geometry_bootstrap(
@@ -939,11 +956,10 @@ def geometry_bootstrap(
         ``{"compactness": (low, high), "class_separation": ..., "fisher_ratio": ...}``.
     """
     x, y, k, _ = _prepare(x, y, distance, num_classes)
-    _check_boot(n_boot, alpha)
-    parts = [
-        resampled_geometry(x, y, w, distance=distance, num_classes=k)
-        for w in _stratified_weights(y, k, n_boot, seed)
-    ]
+    _check_options(n_boot, alpha)
+    _require_classes(np.bincount(y, minlength=k), "geometry_bootstrap")
+    blocks = _class_blocks(x, y, k, distance)
+    parts = [_resampled(blocks, w, distance) for w in _stratified_weights(y, k, n_boot, seed)]
     return {key: _interval(np.concatenate([p[key] for p in parts]), alpha) for key in parts[0]}
 
 
@@ -969,14 +985,14 @@ def paired_geometry_bootstrap(
     """
     xa, y, k, _ = _prepare(xa, y, distance, num_classes)
     xb, _ = check_embeddings(xb, y)
-    _check_boot(n_boot, alpha)
+    _check_options(n_boot, alpha)
+    _require_classes(np.bincount(y, minlength=k), "paired_geometry_bootstrap")
+    blocks_a, blocks_b = _class_blocks(xa, y, k, distance), _class_blocks(xb, y, k, distance)
     ones = np.ones((1, y.size))
-    point_a = resampled_geometry(xa, y, ones, distance=distance, num_classes=k)
-    point_b = resampled_geometry(xb, y, ones, distance=distance, num_classes=k)
+    point_a, point_b = _resampled(blocks_a, ones, distance), _resampled(blocks_b, ones, distance)
     diffs: dict[str, list[np.ndarray]] = {}
     for w in _stratified_weights(y, k, n_boot, seed):
-        ga = resampled_geometry(xa, y, w, distance=distance, num_classes=k)
-        gb = resampled_geometry(xb, y, w, distance=distance, num_classes=k)
+        ga, gb = _resampled(blocks_a, w, distance), _resampled(blocks_b, w, distance)
         for key in ga:
             diffs.setdefault(key, []).append(gb[key] - ga[key])
     out = {}
