@@ -58,6 +58,7 @@ def train_kfold(
             of range.
     """
     from ferembed.metrics import evaluate_run
+    from ferembed.models.checkpoint import load_sidecar
     from ferembed.runs.embed import embed_checkpoint
     from ferembed.training import apply_overrides, train
 
@@ -106,7 +107,7 @@ def train_kfold(
             {
                 "fold": fold,
                 "n_test": metrics.get("n"),
-                "n_train": (_sidecar(result.best_checkpoint).get("data") or {}).get("n_train"),
+                "n_train": (load_sidecar(result.best_checkpoint).get("data") or {}).get("n_train"),
                 "epochs": cfg.epochs,
                 "wall_time_s": round(float(result.wall_time_s), 1),
                 **{k: metrics.get(k) for k in _KEYS},
@@ -126,12 +127,6 @@ def train_kfold(
     }
     _io.write_json(out / KFOLD_FILE, record)
     return record
-
-
-def _sidecar(path: Path) -> dict:
-    from ferembed.models.checkpoint import load_sidecar
-
-    return load_sidecar(path)
 
 
 def _summarize(rows, pooled, class_names) -> dict[str, Any]:

@@ -54,6 +54,16 @@ def _signed(d: dict, frac: bool, digits: int = 3) -> str:
     )
 
 
+def _paired_cells(c: dict, *, mean_class: bool) -> str:
+    """Δ accuracy | McNemar p | [Δ mean class accuracy |] Δ geometry cells of one comparison."""
+    g = c.get("geometry") or {}
+    cells = [_signed(c["metrics"]["accuracy"], True), f"{c['mcnemar']['pvalue']:.3g}"]
+    if mean_class:
+        cells.append(_signed(c["metrics"]["mean_class_accuracy"], True))
+    cells += [_signed(g[k], False) if k in g else "–" for k in GEOMETRY]
+    return " | ".join(cells)
+
+
 def collect(study) -> dict[str, Any]:
     """Every number of the report, read from the study's runs and records."""
     res: dict[str, Any] = {
@@ -486,13 +496,7 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
         c = cmp_.get(f"{m}-s0")
         if not c:
             continue
-        g = c["geometry"] or {}
-        a(
-            f"| {m} | {_signed(c['metrics']['accuracy'], True)} | {c['mcnemar']['pvalue']:.3g} | "
-            f"{_signed(c['metrics']['mean_class_accuracy'], True)} | "
-            + " | ".join(_signed(g[k], False) if k in g else "–" for k in GEOMETRY)
-            + " |"
-        )
+        a(f"| {m} | {_paired_cells(c, mean_class=True)} |")
     a("")
     a("## The losses' claims, checked")
     a("")
@@ -599,14 +603,8 @@ def markdown(res: dict, figs: dict[str, str]) -> str:
             a("|---|---|---|---|---|---|")
             for m in res["seeded_methods"][1:]:
                 for key in sorted(k for k in cmp_ if k.startswith(f"{m}-s")):
-                    c = cmp_[key]
-                    g = c["geometry"] or {}
-                    a(
-                        f"| {m}, seed {key.rsplit('-s', 1)[1]} | {_signed(c['metrics']['accuracy'], True)} | "
-                        f"{c['mcnemar']['pvalue']:.3g} | "
-                        + " | ".join(_signed(g[k], False) if k in g else "–" for k in GEOMETRY)
-                        + " |"
-                    )
+                    seed = key.rsplit("-s", 1)[1]
+                    a(f"| {m}, seed {seed} | {_paired_cells(cmp_[key], mean_class=False)} |")
             a("")
     if "fer2013_confusion" in figs:
         a(f"![Confusion matrices]({figs['fer2013_confusion']})")
