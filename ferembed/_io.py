@@ -19,10 +19,27 @@ from typing import Any
 import numpy as np
 
 
+def _umask() -> int:
+    # os.umask can only be read by setting it; set it straight back (same value, no window
+    # in which a file is created with another mask by this thread).
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def _tmp_sibling(path: Path, suffix: str = "") -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f"{suffix}.tmp", dir=path.parent)
+    # mkstemp creates 0600; a finished file gets the mode any other file of the user would get.
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     return Path(name)
+
+
+def make_temp_dir(parent: Path, prefix: str, suffix: str = ".tmp") -> Path:
+    """A new directory in ``parent`` with the user's umask applied (mkdtemp alone makes 0700)."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=suffix, dir=parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    return tmp
 
 
 @contextlib.contextmanager
@@ -54,8 +71,34 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
 
+def to_jsonable(obj: Any) -> Any:
+    """Plain-JSON copy: numpy scalars/arrays to numbers/lists, tuples to lists, NaN and Inf to None.
+
+    The one JSON sanitiser: every JSON file ferembed writes goes through it (``write_json``).
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (bool, np.bool_)):
+        return bool(obj)
+    if isinstance(obj, (int, np.integer)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if np.isfinite(v) else None
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    write_text(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    """Write ``to_jsonable(obj)`` atomically (never NaN or Infinity in the file)."""
+    write_text(
+        path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    )
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
@@ -73,7 +116,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    tmp = make_temp_dir(path.parent, f".{path.name}.")
     try:
         yield tmp
         if path.exists():

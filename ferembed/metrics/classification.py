@@ -55,31 +55,73 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: 
     if t.size == 0:
         raise ValueError("y_true is empty")
     p = _check_label_array(y_pred, "y_pred", k, t.size)
-    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.int64)
-    tp = np.diag(cm).astype(np.float64)
+    cm = confusion_matrix(t, p, k)
+    s = confusion_scores(cm)
     support = cm.sum(axis=1)
-    predicted = cm.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        precision = np.where(predicted > 0, tp / predicted, 0.0)
-        recall = np.where(support > 0, tp / support, 0.0)
-        denom = support + predicted  # 2tp + fp + fn
-        f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
         norm = np.where(support[:, None] > 0, cm / support[:, None], 0.0)
-    in_true = support > 0
-    in_either = in_true | (predicted > 0)
     return {
-        "accuracy": float(tp.sum() / t.size),
-        "mean_class_accuracy": float(recall[in_true].mean()),
-        "macro_f1": float(f1[in_either].mean()),
+        "accuracy": float(s["accuracy"]),
+        "mean_class_accuracy": float(s["mean_class_accuracy"]),
+        "macro_f1": float(s["macro_f1"]),
         "per_class": {
-            "precision": precision.tolist(),
-            "recall": recall.tolist(),
-            "f1": f1.tolist(),
+            "precision": s["precision"].tolist(),
+            "recall": s["recall"].tolist(),
+            "f1": s["f1"].tolist(),
             "support": support.tolist(),
         },
         "confusion": cm,
         "confusion_normalized": norm,
     }
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """(K, K) int64 counts, rows = true class, columns = predicted (labels already checked)."""
+    k = int(num_classes)
+    t = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(y_pred, dtype=np.int64)
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k).astype(np.int64)
+
+
+def confusion_scores(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """The scores of one or many confusion matrices: the one confusion-to-scores function.
+
+    Every accuracy, mean class accuracy (UAR) and macro-F1 in ferembed (evaluate, its bootstrap,
+    compare's paired bootstrap, the trainer's validation) comes from here. Conventions follow
+    scikit-learn: UAR is the mean recall over the classes present in the true labels; macro-F1
+    the mean F1 over the classes present in the true or the predicted labels; an undefined
+    per-class ratio is 0.
+
+    Args:
+        cm: (..., K, K) counts, rows = true class, columns = predicted; leading axes are batches
+            (e.g. bootstrap resamples).
+
+    Returns:
+        dict of float64 arrays: ``accuracy``, ``mean_class_accuracy``, ``macro_f1`` of shape
+        (...); ``precision``, ``recall``, ``f1`` of shape (..., K). Batches with no sample give NaN.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    if cm.ndim < 2 or cm.shape[-1] != cm.shape[-2]:
+        raise ValueError(f"cm must be (..., K, K), got shape {cm.shape}")
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    support = cm.sum(axis=-1)
+    predicted = cm.sum(axis=-2)
+    denom = support + predicted  # 2tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(support > 0, tp / support, 0.0)
+        f1 = np.where(denom > 0, 2 * tp / denom, 0.0)
+        in_true = support > 0
+        in_either = denom > 0
+        return {
+            "accuracy": tp.sum(axis=-1) / support.sum(axis=-1),
+            "mean_class_accuracy": np.where(in_true, recall, 0.0).sum(axis=-1)
+            / in_true.sum(axis=-1),
+            "macro_f1": np.where(in_either, f1, 0.0).sum(axis=-1) / in_either.sum(axis=-1),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+        }
 
 
 def knn_vote(
