@@ -1,7 +1,6 @@
 """FAISS runtime choices shared by the index and k-means modules: GPU or not, how many threads.
 
-A leaf module (it imports nothing from ferembed), so that ``ferembed.index.kmeans`` can be
-imported while ``ferembed.metrics`` is being initialised without an import cycle.
+A leaf module (it imports nothing from ferembed).
 """
 
 from __future__ import annotations

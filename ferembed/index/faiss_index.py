@@ -31,10 +31,10 @@ import faiss
 import numpy as np
 
 from ferembed import _io
+from ferembed._arrays import check_distance, check_embeddings, l2_normalize
+from ferembed._search import KNN, compute_knn
 from ferembed._version import __version__
 from ferembed.index._runtime import faiss_threads, use_gpu
-from ferembed.metrics._knn import KNN, compute_knn
-from ferembed.metrics._validation import check_distance, check_embeddings, l2_normalize
 
 KINDS = ("flat", "ivf", "hnsw")
 SCHEMA = "ferembed.index/1"
@@ -113,7 +113,7 @@ class EmbeddingIndex:
                 that row is removed from its own results (leave-one-out), or None.
 
         Returns:
-            :class:`~ferembed.metrics._knn.KNN`: (Q, k) indices (``-1`` where an approximate
+            :class:`~ferembed._search.KNN`: (Q, k) indices (``-1`` where an approximate
             index found fewer than k) and distances (cosine distance or L2; ``inf`` for ``-1``).
         """
         q, _ = check_embeddings(queries, name="queries")

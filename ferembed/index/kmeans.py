@@ -8,9 +8,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from ferembed._arrays import check_distance, check_embeddings, prepare_embeddings
 from ferembed.index._runtime import faiss_threads, use_gpu
-from ferembed.metrics._knn import prepare_embeddings
-from ferembed.metrics._validation import check_distance, check_embeddings
 
 
 @dataclass(frozen=True)

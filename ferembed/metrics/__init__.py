@@ -2,12 +2,15 @@
 :func:`evaluate` orchestrator that writes ``metrics.json`` (schema in docs/metrics.md).
 
 Modules (one concept each): ``retrieval`` (precision@k, recall@k, R-precision, MAP@R, kNN
-accuracy), ``clustering`` (FAISS k-means -> NMI, AMI, ARI, purity), ``geometry`` (compactness,
-separation, scatter ratios, histograms, alignment/uniformity), ``silhouette``, ``collapse``
-(NC1-NC3), ``classification`` (head / kNN vote / nearest centroid), ``neighbors`` (label
-disagreement, identity confound), ``bootstrap`` (confidence intervals), ``compare`` (paired run
-comparison), ``evaluate`` (everything at once). The exact kNN search they share is
-:func:`compute_knn`.
+accuracy), ``clustering`` (FAISS k-means -> NMI, AMI, ARI, purity), ``geometry`` (centroids,
+compactness, separation, scatter ratios), ``distances`` (pair-distance histograms,
+alignment/uniformity), ``geometry_bootstrap`` (intervals of the geometry scalars),
+``silhouette``, ``collapse`` (NC1-NC3), ``classification`` (head / kNN vote / nearest centroid),
+``neighbors`` (label disagreement, identity confound), ``bootstrap`` (confidence intervals),
+``compare`` (paired run comparison), ``evaluate`` (everything at once). The exact kNN search they
+share is :func:`compute_knn` (from :mod:`ferembed._search`, beneath ``metrics`` and ``index``);
+the private ``_kernels`` (class sums, unit rows, tiled distances) and ``_validation`` modules sit
+beneath the metric modules.
 """
 
 from ferembed.metrics._knn import KNN, compute_knn, stratified_sample
@@ -28,17 +31,15 @@ from ferembed.metrics.clustering import (
 from ferembed.metrics.collapse import nc1, nc2, nc3
 from ferembed.metrics.compare import compare_runs, format_comparison, mcnemar_test
 from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate, evaluate_run
+from ferembed.metrics.distances import alignment, distance_histograms, uniformity
 from ferembed.metrics.geometry import (
-    alignment,
     calinski_harabasz,
     class_centroids,
     compactness,
     davies_bouldin,
-    distance_histograms,
     distance_to_centroid,
     fisher_ratio,
     separation,
-    uniformity,
 )
 from ferembed.metrics.neighbors import (
     identity_confound,

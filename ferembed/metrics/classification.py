@@ -4,31 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferembed.metrics._validation import check_distance, check_embeddings
-from ferembed.metrics.geometry import _ROWS, _check_labels, _class_sums, _rows64
+from ferembed.metrics._kernels import as64, class_sums, row_chunks
+from ferembed.metrics._validation import (
+    check_embeddings,
+    check_int,
+    check_label_array,
+    check_labelled,
+)
 
 __all__ = ["classification_metrics", "knn_vote", "nearest_centroid_predict"]
-
-
-def _check_k(num_classes) -> int:
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)):
-        raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be an int >= 1, got {num_classes}")
-    return int(num_classes)
-
-
-def _check_label_array(a, name: str, k: int, n: int | None = None) -> np.ndarray:
-    a = np.asarray(a)
-    if a.ndim != 1 or (n is not None and a.shape[0] != n):
-        want = f"({n},)" if n is not None else "1-D"
-        raise ValueError(f"{name} must have shape {want}, got {a.shape}")
-    if a.size and not np.issubdtype(a.dtype, np.integer):
-        raise ValueError(f"{name} must be integers, got dtype {a.dtype}")
-    a = a.astype(np.int64, copy=False)
-    if a.size and (a.min() < 0 or a.max() >= k):
-        raise ValueError(f"{name} must lie in 0..{k - 1}, got values in {a.min()}..{a.max()}")
-    return a
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
@@ -50,11 +34,11 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: 
         rows = true class, columns = predicted) and ``confusion_normalized`` ((K, K) float64,
         rows divided by their sums; rows of classes absent from ``y_true`` are zeros).
     """
-    k = _check_k(num_classes)
-    t = _check_label_array(y_true, "y_true", k)
+    k = check_int(num_classes, "num_classes", 1)
+    t = check_label_array(y_true, "y_true", k)
     if t.size == 0:
         raise ValueError("y_true is empty")
-    p = _check_label_array(y_pred, "y_pred", k, t.size)
+    p = check_label_array(y_pred, "y_pred", k, t.size)
     cm = confusion_matrix(t, p, k)
     s = confusion_scores(cm)
     support = cm.sum(axis=1)
@@ -149,11 +133,11 @@ def knn_vote(
     Returns:
         (N,) int64 predicted classes; -1 for a row without any valid neighbour.
     """
-    nk = _check_k(num_classes)
+    nk = check_int(num_classes, "num_classes", 1)
     idx = np.asarray(knn_indices)
     if idx.ndim != 2 or not np.issubdtype(idx.dtype, np.integer):
         raise ValueError(f"knn_indices must be a 2-D int array (N, k), got {idx.shape} {idx.dtype}")
-    ref = _check_label_array(ref_labels, "ref_labels", nk)
+    ref = check_label_array(ref_labels, "ref_labels", nk)
     if idx.size and (idx.min() < -1 or idx.max() >= ref.size):
         raise ValueError(f"knn_indices must lie in -1..{ref.size - 1}")
     if knn_distances is not None:
@@ -221,9 +205,7 @@ def nearest_centroid_predict(
         (Q,) or (N,) int64 predicted classes (-1 only when no class is a candidate: a single
         class present, with one sample, under leave-one-out).
     """
-    check_distance(distance)
-    x, y = check_embeddings(x, y)
-    k, counts = _check_labels(y, num_classes)
+    x, y, k, counts = check_labelled(x, y, distance, num_classes)
     cos = distance == "cosine"
     if query is not None:
         q, _ = check_embeddings(query, name="query")
@@ -232,13 +214,13 @@ def nearest_centroid_predict(
         loo = False
     else:
         q, loo = x, bool(leave_one_out)
-    sums = _class_sums(x, y, k, unit=cos)
+    sums = class_sums(x, y, k, unit=cos)
     cf = counts.astype(np.float64)
     absent = counts == 0
     sq_s = np.einsum("ij,ij->i", sums, sums)  # |S_c|^2
     out = np.empty(q.shape[0], dtype=np.int64)
-    for s in range(0, q.shape[0], _ROWS):
-        qc = _rows64(q, s, s + _ROWS, cos)
+    for sl in row_chunks(q.shape[0]):
+        qc = as64(q[sl], cos)
         dot = qc @ sums.T  # (B, K): q.S_c
         qq = np.einsum("ij,ij->i", qc, qc)
         rows = np.arange(qc.shape[0])
@@ -246,7 +228,7 @@ def nearest_centroid_predict(
             # score = cos(q, S_c) = q.S_c / |S_c|; leave-one-out replaces S_c by S_c - u_i.
             snorm2 = np.broadcast_to(sq_s, dot.shape).copy()
             if loo:
-                yc = y[s : s + _ROWS]
+                yc = y[sl]
                 dot[rows, yc] -= qq
                 snorm2[rows, yc] = sq_s[yc] - 2 * (dot[rows, yc] + qq) + qq
             with np.errstate(invalid="ignore", divide="ignore"):
@@ -257,14 +239,14 @@ def nearest_centroid_predict(
                 sq_c = np.einsum("ij,ij->i", cent, cent)
                 d = np.maximum(qq[:, None] - 2 * (qc @ np.nan_to_num(cent).T) + sq_c, 0.0)
                 if loo:
-                    yc = y[s : s + _ROWS]
+                    yc = y[sl]
                     nc = cf[yc]
                     d[rows, yc] *= (nc / (nc - 1.0)) ** 2
         d[:, absent] = np.inf
         if loo:
-            single = counts[y[s : s + _ROWS]] == 1
-            d[rows[single], y[s : s + _ROWS][single]] = np.inf
+            single = counts[y[sl]] == 1
+            d[rows[single], y[sl][single]] = np.inf
         pred = np.argmin(d, axis=1)
         pred[~np.isfinite(d[rows, pred])] = -1  # no candidate class at all
-        out[s : s + _ROWS] = pred
+        out[sl] = pred
     return out

@@ -56,22 +56,13 @@ def purity(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(table.max(axis=1).sum() / labels.size)
 
 
-def compute_clusters(
-    x: np.ndarray,
-    num_clusters: int,
-    *,
-    distance: str = "cosine",
-    seed: int = 0,
-    niter: int = 20,
-    max_train: int = 100_000,
-) -> np.ndarray:
+def compute_clusters(x: np.ndarray, num_clusters: int, **options) -> np.ndarray:
     """(N,) int64 cluster assignments from seeded FAISS k-means (spherical for cosine).
 
-    See :func:`ferembed.index.kmeans` for the arguments.
+    Keyword options (``distance``, ``seed``, ``niter``, ``max_train``, ...) as in
+    :func:`ferembed.index.kmeans`.
     """
-    return kmeans(
-        x, num_clusters, distance=distance, seed=seed, niter=niter, max_train=max_train
-    ).assignments
+    return kmeans(x, num_clusters, **options).assignments
 
 
 def clustering_scores(

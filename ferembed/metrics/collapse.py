@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferembed.metrics._validation import check_embeddings
-from ferembed.metrics.geometry import _ROWS, _check_labels, _class_sums, _require_classes
+from ferembed.metrics._kernels import centroids_from_sums, class_sums, row_chunks
+from ferembed.metrics._validation import check_labelled, require_classes
 
 __all__ = ["nc1", "nc2", "nc3"]
 
 
 def _centred_means(x, y, what: str):
     """``(x, y, counts, present, cent, mt)``: class means (K_all, D) and M~ (K, D) of present."""
-    x, y = check_embeddings(x, y)
-    k, counts = _check_labels(y, None)
-    _require_classes(counts, what)
+    x, y, k, counts = check_labelled(x, y)
+    require_classes(counts, what)
     present = counts > 0
-    sums = _class_sums(x, y, k)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cent = sums / counts[:, None]
+    sums = class_sums(x, y, k)
+    cent = centroids_from_sums(sums, counts)
     mu_g = sums.sum(axis=0) / counts.sum()
     return x, y, counts, present, cent, cent[present] - mu_g
 
@@ -58,8 +56,8 @@ def nc1(x: np.ndarray, y: np.ndarray) -> float:
     keep = sig2 > x.shape[1] * np.finfo(np.float64).eps * sig2[0]
     v = vt[keep].T
     proj = np.zeros(v.shape[1])
-    for s in range(0, x.shape[0], _ROWS):
-        resid = x[s : s + _ROWS].astype(np.float64) - cent[y[s : s + _ROWS]]
+    for sl in row_chunks(x.shape[0]):
+        resid = x[sl].astype(np.float64) - cent[y[sl]]
         proj += ((resid @ v) ** 2).sum(axis=0)
     proj /= x.shape[0]
     return float((proj / sig2[keep]).sum() / kp)

@@ -31,7 +31,7 @@ of another class. One integer partition finds each row's top R keys; sorting tho
 orders them, and the lowest bits say which ranks hold relevant items. The work per query is
 O(N + R log R) after the score product, whatever the quality of the embedding.
 
-Ties: kNN order follows ``ferembed.metrics._knn`` (score desc, reference row asc). For R-precision
+Ties: kNN order follows ``ferembed._search`` (score desc, reference row asc). For R-precision
 and MAP@R an exact score tie between a relevant and an irrelevant reference is ranked
 *pessimistically* (the irrelevant one first), which makes them independent of row order. PML
 breaks such ties by FAISS's order; the two agree whenever no relevant/irrelevant pair is exactly
@@ -45,14 +45,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ferembed.metrics._knn import (
+from ferembed._arrays import prepare_embeddings
+from ferembed._search import (
     KNN,
-    _check_queries,
     block_plan,
+    check_queries,
     compute_knn,
     map_score_blocks,
     nonzero_2d,
-    prepare_embeddings,
     scores_to_distances,
     spans_of,
     sub_rows,
@@ -80,7 +80,7 @@ class Retrieval:
     """Per-query results of one search, from which every retrieval metric is read.
 
     Attributes:
-        knn: the k nearest neighbours of each query (:class:`~ferembed.metrics._knn.KNN`).
+        knn: the k nearest neighbours of each query (:class:`~ferembed._search.KNN`).
         labels: (Q,) int64 query labels.
         neighbor_labels: (Q, k) int64 reference labels of the neighbours.
         r: (Q,) int64 number of relevant references R (0 = lone query).
@@ -167,7 +167,7 @@ def compute_retrieval(
             raise ValueError(
                 f"reference has dimension {reference.shape[1]}, embeddings have {x.shape[1]}"
             )
-    qidx = _check_queries(queries, x.shape[0])
+    qidx = check_queries(queries, x.shape[0])
     n_ref = x.shape[0] if loo else reference.shape[0]
     n_cand = n_ref - int(loo)
     if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_cand:

@@ -19,26 +19,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from ferembed.metrics._validation import check_distance, check_embeddings
-from ferembed.metrics.bootstrap import bootstrap_ci
-from ferembed.metrics.geometry import (
-    _ROWS,
-    _check_labels,
-    _class_sums,
-    _euclidean_class_sums,
-    _require_classes,
-    _unit64,
+from ferembed.metrics._kernels import (
+    class_slices,
+    class_sums,
+    euclidean_class_sums,
+    row_chunks,
+    unit64,
 )
+from ferembed.metrics._validation import check_distance, check_int, check_labelled, require_classes
+from ferembed.metrics.bootstrap import bootstrap_ci
 
 __all__ = ["silhouette_samples", "silhouette_score"]
 
 
-def _check_block(block_size) -> int:
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)):
-        raise ValueError(f"block_size must be an int >= 16, got {block_size!r}")
-    if block_size < 16:
-        raise ValueError(f"block_size must be an int >= 16, got {block_size}")
-    return int(block_size)
+def _checked(x, y, distance: str, block_size, num_classes: int | None):
+    """Validate the inputs of both public functions: ``(x, y, K, counts)``."""
+    check_distance(distance)
+    check_int(block_size, "block_size", 16)
+    x, y, k, counts = check_labelled(x, y, None, num_classes)
+    require_classes(counts, "silhouette", sklearn_range=True)
+    return x, y, k, counts
 
 
 def _cosine_class_sums(x: np.ndarray, y: np.ndarray, k: int, rows: np.ndarray):
@@ -46,14 +46,14 @@ def _cosine_class_sums(x: np.ndarray, y: np.ndarray, k: int, rows: np.ndarray):
 
     Unit vectors are formed in float64 chunk by chunk (tiny cosine distances stay exact).
     """
-    sums = _class_sums(x, y, k, unit=True)
+    sums = class_sums(x, y, k, unit=True)
     counts = np.bincount(y, minlength=k).astype(np.float64)
     out = np.empty((rows.size, k))
     sq = np.empty(rows.size)
-    for s in range(0, rows.size, _ROWS):
-        ur = _unit64(x[rows[s : s + _ROWS]])
-        out[s : s + _ROWS] = counts - ur @ sums.T
-        sq[s : s + _ROWS] = np.einsum("ij,ij->i", ur, ur)
+    for sl in row_chunks(rows.size):
+        ur = unit64(x[rows[sl]])
+        out[sl] = counts - ur @ sums.T
+        sq[sl] = np.einsum("ij,ij->i", ur, ur)
     return out, sq
 
 
@@ -64,7 +64,7 @@ def _silhouette_rows(x, y, k, counts, distance, rows, block_size) -> np.ndarray:
         self_d = 1.0 - sq
     else:
         every = rows.size == x.shape[0]  # rows is then arange(N)
-        t = _euclidean_class_sums(x, y, k, rows=None if every else rows, block_size=block_size)
+        t = euclidean_class_sums(x, y, k, rows=None if every else rows, block_size=block_size)
         self_d = np.zeros(rows.size)
     yr = y[rows]
     r = np.arange(rows.size)
@@ -104,19 +104,14 @@ def silhouette_samples(
     Raises:
         ValueError: unless 2 <= classes present <= N - 1 (as scikit-learn).
     """
-    check_distance(distance)
-    block_size = _check_block(block_size)
-    x, y = check_embeddings(x, y)
-    k, counts = _check_labels(y, None)
-    _require_classes(counts, "silhouette", sklearn_range=True)
+    x, y, k, counts = _checked(x, y, distance, block_size, None)
     return _silhouette_rows(x, y, k, counts, distance, np.arange(x.shape[0]), block_size)
 
 
 def _stratified_sample(y, counts, sample_size, rng) -> np.ndarray:
     """Per class ``max(1, round(sample_size * n_c / N))`` members (capped at n_c), sorted."""
     n = y.size
-    order = np.argsort(y, kind="stable")
-    starts = np.concatenate([[0], np.cumsum(counts)])
+    order, starts = class_slices(y, counts.size)
     picks = []
     for c in np.flatnonzero(counts):
         m = min(int(counts[c]), max(1, round(sample_size * counts[c] / n)))
@@ -171,17 +166,9 @@ def silhouette_score(
     Raises:
         ValueError: unless 2 <= classes present <= N - 1, or a bad option.
     """
-    check_distance(distance)
-    block_size = _check_block(block_size)
-    x, y = check_embeddings(x, y)
-    k, counts = _check_labels(y, num_classes)
-    _require_classes(counts, "silhouette", sklearn_range=True)
-    if sample_size is not None and (
-        isinstance(sample_size, bool)
-        or not isinstance(sample_size, (int, np.integer))
-        or sample_size < 1
-    ):
-        raise ValueError(f"sample_size must be an int >= 1 or None, got {sample_size!r}")
+    x, y, k, counts = _checked(x, y, distance, block_size, num_classes)
+    if sample_size is not None:
+        check_int(sample_size, "sample_size", 1)
     n = x.shape[0]
     rng = np.random.default_rng(seed)
     exact = sample_size is None or sample_size >= n
