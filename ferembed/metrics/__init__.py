@@ -30,8 +30,8 @@ from ferembed.metrics.clustering import (
 )
 from ferembed.metrics.collapse import nc1, nc2, nc3
 from ferembed.metrics.compare import compare_runs, format_comparison, mcnemar_test
-from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate, evaluate_run
 from ferembed.metrics.distances import alignment, distance_histograms, uniformity
+from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate, evaluate_run
 from ferembed.metrics.geometry import (
     calinski_harabasz,
     class_centroids,

@@ -113,6 +113,12 @@ def _neighbor_codes(knn_indices, labels, subjects, reference_labels, reference_s
     }
 
 
+def _agreement(c: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(Q, k) masks of the valid neighbours that share the query's subject / expression."""
+    valid = c["valid"]
+    return (c["nb_code"] == c["q_code"][:, None]) & valid, (c["nb_y"] == c["y"][:, None]) & valid
+
+
 def identity_samples(
     knn_indices: np.ndarray,
     labels: np.ndarray,
@@ -136,10 +142,8 @@ def identity_samples(
         neighbour; ``n_known`` counts those neighbours.
     """
     c = _neighbor_codes(knn_indices, labels, subjects, reference_labels, reference_subjects)
-    valid = c["valid"]
-    n_known = valid.sum(axis=1)
-    same_s = ((c["nb_code"] == c["q_code"][:, None]) & valid).sum(axis=1)
-    same_e = ((c["nb_y"] == c["y"][:, None]) & valid).sum(axis=1)
+    n_known = c["valid"].sum(axis=1)
+    same_s, same_e = (m.sum(axis=1) for m in _agreement(c))
     with np.errstate(invalid="ignore", divide="ignore"):
         return {
             "same_subject": np.where(n_known > 0, same_s / n_known, np.nan),
@@ -190,8 +194,7 @@ def identity_confound(
             "subject_lift",
         )
         return out | dict.fromkeys(keys)
-    same_s = (c["nb_code"] == c["q_code"][:, None]) & valid
-    same_e = (c["nb_y"] == c["y"][:, None]) & valid
+    same_s, same_e = _agreement(c)
     loo = reference_labels is None if leave_one_out is None else bool(leave_one_out)
     chance_s, chance_e = _chance_rates(c["q_code"], c["y"], c["r_code"], c["ref_y"], loo)
     rate_s = float(same_s.sum() / n_pairs)

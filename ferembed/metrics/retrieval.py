@@ -59,6 +59,7 @@ from ferembed._search import (
     topk_from_scores,
 )
 from ferembed.metrics._validation import check_distance, check_embeddings
+from ferembed.metrics.classification import knn_vote
 
 __all__ = [
     "Retrieval",
@@ -338,117 +339,54 @@ def nanmean(values: np.ndarray) -> float:
 # ---------------------------------------------------------------------------------------------
 
 
-def precision_at_k_samples(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    k: int = 1,
-    distance: str = "cosine",
-    reference: np.ndarray | None = None,
-    reference_labels: np.ndarray | None = None,
-    queries: np.ndarray | None = None,
-) -> np.ndarray:
-    """Per-query precision@k, (Q,) float64, NaN for lone queries. Arguments as in
-    :func:`compute_retrieval`."""
-    res = _knn_retrieval(x, y, k, distance, reference, reference_labels, queries)
-    return res.precision_at_k(k)
+def precision_at_k_samples(x: np.ndarray, y: np.ndarray, *, k: int = 1, **options) -> np.ndarray:
+    """Per-query precision@k, (Q,) float64, NaN for lone queries.
 
-
-def precision_at_k(x: np.ndarray, y: np.ndarray, *, k: int = 1, **kwargs) -> float:
-    """Mean precision@k over non-lone queries (``precision_at_1`` with ``k=1``).
-
-    Keyword arguments as in :func:`precision_at_k_samples`.
+    Keyword options (``distance``, ``reference``, ``reference_labels``, ``queries``) as in
+    :func:`compute_retrieval`; the same for every function below.
     """
-    return nanmean(precision_at_k_samples(x, y, k=k, **kwargs))
+    return _knn_retrieval(x, y, k, **options).precision_at_k(k)
 
 
-def recall_at_k_samples(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    k: int = 1,
-    distance: str = "cosine",
-    reference: np.ndarray | None = None,
-    reference_labels: np.ndarray | None = None,
-    queries: np.ndarray | None = None,
-) -> np.ndarray:
+def precision_at_k(x: np.ndarray, y: np.ndarray, *, k: int = 1, **options) -> float:
+    """Mean precision@k over non-lone queries (``precision_at_1`` with ``k=1``)."""
+    return nanmean(precision_at_k_samples(x, y, k=k, **options))
+
+
+def recall_at_k_samples(x: np.ndarray, y: np.ndarray, *, k: int = 1, **options) -> np.ndarray:
     """Per-query recall@k (1 if a relevant item is among the k nearest), (Q,) float64, NaN for
     lone queries."""
-    res = _knn_retrieval(x, y, k, distance, reference, reference_labels, queries)
-    return res.recall_at_k(k)
+    return _knn_retrieval(x, y, k, **options).recall_at_k(k)
 
 
-def recall_at_k(x: np.ndarray, y: np.ndarray, *, k: int = 1, **kwargs) -> float:
+def recall_at_k(x: np.ndarray, y: np.ndarray, *, k: int = 1, **options) -> float:
     """Mean recall@k (hit rate) over non-lone queries."""
-    return nanmean(recall_at_k_samples(x, y, k=k, **kwargs))
+    return nanmean(recall_at_k_samples(x, y, k=k, **options))
 
 
-def r_precision_samples(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    distance: str = "cosine",
-    reference: np.ndarray | None = None,
-    reference_labels: np.ndarray | None = None,
-    queries: np.ndarray | None = None,
-    chunk_size: int | None = None,
-) -> np.ndarray:
-    """Per-query R-precision, (Q,) float64, NaN for lone queries."""
-    return _r_samples(
-        x, y, "r_precision", distance, reference, reference_labels, queries, chunk_size
-    )
+def r_precision_samples(x: np.ndarray, y: np.ndarray, **options) -> np.ndarray:
+    """Per-query R-precision, (Q,) float64, NaN for lone queries (``chunk_size`` too)."""
+    return compute_retrieval(x, y, k=1, **options).r_precision
 
 
-def r_precision(x: np.ndarray, y: np.ndarray, **kwargs) -> float:
+def r_precision(x: np.ndarray, y: np.ndarray, **options) -> float:
     """Mean R-precision over non-lone queries (PML's ``r_precision``)."""
-    return nanmean(r_precision_samples(x, y, **kwargs))
+    return nanmean(r_precision_samples(x, y, **options))
 
 
-def map_at_r_samples(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    distance: str = "cosine",
-    reference: np.ndarray | None = None,
-    reference_labels: np.ndarray | None = None,
-    queries: np.ndarray | None = None,
-    chunk_size: int | None = None,
-) -> np.ndarray:
+def map_at_r_samples(x: np.ndarray, y: np.ndarray, **options) -> np.ndarray:
     """Per-query average precision at R, (Q,) float64, NaN for lone queries."""
-    return _r_samples(x, y, "map_at_r", distance, reference, reference_labels, queries, chunk_size)
+    return compute_retrieval(x, y, k=1, **options).map_at_r
 
 
-def map_at_r(x: np.ndarray, y: np.ndarray, **kwargs) -> float:
+def map_at_r(x: np.ndarray, y: np.ndarray, **options) -> float:
     """MAP@R: mean of AP@R over non-lone queries (PML's ``mean_average_precision_at_r``)."""
-    return nanmean(map_at_r_samples(x, y, **kwargs))
+    return nanmean(map_at_r_samples(x, y, **options))
 
 
-def _knn_retrieval(x, y, k, distance, reference, reference_labels, queries) -> Retrieval:
+def _knn_retrieval(x, y, k: int, **options) -> Retrieval:
     """The k-NN part of :func:`compute_retrieval` (no R-metrics)."""
-    return compute_retrieval(
-        x,
-        y,
-        k=k,
-        distance=distance,
-        reference=reference,
-        reference_labels=reference_labels,
-        queries=queries,
-        r_metrics=False,
-    )
-
-
-def _r_samples(x, y, key, distance, reference, reference_labels, queries, chunk_size):
-    res = compute_retrieval(
-        x,
-        y,
-        k=1,
-        distance=distance,
-        reference=reference,
-        reference_labels=reference_labels,
-        queries=queries,
-        chunk_size=chunk_size,
-    )
-    return getattr(res, key)
+    return compute_retrieval(x, y, k=k, r_metrics=False, **options)
 
 
 def knn_accuracy(
@@ -465,9 +403,15 @@ def knn_accuracy(
 
     The vote is :func:`ferembed.metrics.classification.knn_vote`.
     """
-    from ferembed.metrics.classification import knn_vote
-
-    res = _knn_retrieval(x, y, k, distance, reference, reference_labels, queries)
+    res = _knn_retrieval(
+        x,
+        y,
+        k,
+        distance=distance,
+        reference=reference,
+        reference_labels=reference_labels,
+        queries=queries,
+    )
     ref_y = np.asarray(y if reference is None else reference_labels, dtype=np.int64)
     num_classes = int(max(ref_y.max(), res.labels.max())) + 1
     pred = knn_vote(res.knn.indices, ref_y, num_classes, knn_distances=res.knn.distances)
