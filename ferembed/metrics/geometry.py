@@ -30,7 +30,6 @@ from __future__ import annotations
 import numpy as np
 
 from ferembed.metrics._kernels import (
-    as64,
     centroids_from_sums,
     class_slices,
     class_sums,
@@ -97,16 +96,12 @@ def distance_to_centroid(
     x, y, k, counts = check_labelled(x, y, distance, num_classes)
     cos = distance == "cosine"
     cent = centroids_from_sums(class_sums(x, y, k, unit=cos), counts)
-    if cos:
-        cent = unit64(np.nan_to_num(cent))
+    if not cos:
+        return np.sqrt(residual_sq_norms(x, y, cent))
+    cent = unit64(np.nan_to_num(cent))
     out = np.empty(x.shape[0])
     for sl in row_chunks(x.shape[0]):
-        xc = as64(x[sl], cos)
-        cc = cent[y[sl]]
-        if distance == "cosine":
-            out[sl] = 1.0 - np.einsum("ij,ij->i", xc, cc)
-        else:
-            out[sl] = np.sqrt(np.einsum("ij,ij->i", xc - cc, xc - cc))
+        out[sl] = 1.0 - np.einsum("ij,ij->i", unit64(x[sl]), cent[y[sl]])
     return out
 
 

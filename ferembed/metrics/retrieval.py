@@ -389,30 +389,14 @@ def _knn_retrieval(x, y, k: int, **options) -> Retrieval:
     return compute_retrieval(x, y, k=k, r_metrics=False, **options)
 
 
-def knn_accuracy(
-    x: np.ndarray,
-    y: np.ndarray,
-    *,
-    k: int = 10,
-    distance: str = "cosine",
-    reference: np.ndarray | None = None,
-    reference_labels: np.ndarray | None = None,
-    queries: np.ndarray | None = None,
-) -> float:
+def knn_accuracy(x: np.ndarray, y: np.ndarray, *, k: int = 10, **options) -> float:
     """Accuracy of the majority vote of the k nearest references (every query counts).
 
     The vote is :func:`ferembed.metrics.classification.knn_vote`.
     """
-    res = _knn_retrieval(
-        x,
-        y,
-        k,
-        distance=distance,
-        reference=reference,
-        reference_labels=reference_labels,
-        queries=queries,
-    )
-    ref_y = np.asarray(y if reference is None else reference_labels, dtype=np.int64)
+    res = _knn_retrieval(x, y, k, **options)
+    reference_labels = options.get("reference_labels")
+    ref_y = np.asarray(y if options.get("reference") is None else reference_labels, dtype=np.int64)
     num_classes = int(max(ref_y.max(), res.labels.max())) + 1
     pred = knn_vote(res.knn.indices, ref_y, num_classes, knn_distances=res.knn.distances)
     return float(np.mean(pred == res.labels))
