@@ -9,6 +9,7 @@ import faiss
 import numpy as np
 import pytest
 
+from ferembed._search import compute_knn
 from ferembed.index import (
     KINDS,
     EmbeddingIndex,
@@ -22,7 +23,6 @@ from ferembed.index import (
     use_gpu,
 )
 from ferembed.index import faiss_index as fi
-from ferembed.metrics._knn import compute_knn
 
 
 @pytest.mark.parametrize("distance", ["cosine", "euclidean"])
