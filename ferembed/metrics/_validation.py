@@ -12,6 +12,7 @@ from ferembed._arrays import DISTANCES, check_distance, check_embeddings, l2_nor
 
 __all__ = [
     "DISTANCES",
+    "check_bootstrap_options",
     "check_class_labels",
     "check_distance",
     "check_embeddings",
@@ -28,6 +29,13 @@ def check_int(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be >= {minimum} (an int), got {value!r}")
     return int(value)
+
+
+def check_bootstrap_options(n_boot, alpha) -> None:
+    """``n_boot`` an int >= 1 and ``alpha`` (1 - confidence level) in (0, 1)."""
+    check_int(n_boot, "n_boot", 1)
+    if not (isinstance(alpha, (int, float, np.floating)) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
 
 
 def check_label_array(a, name: str, k: int, n: int | None = None) -> np.ndarray:

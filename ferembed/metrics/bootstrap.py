@@ -25,19 +25,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-__all__ = ["bootstrap_ci", "bootstrap_statistic"]
+from ferembed.metrics._validation import check_bootstrap_options
+
+__all__ = ["bootstrap_ci", "bootstrap_statistic", "percentile_interval"]
 
 _CHUNK = 1 << 22  # random draws per chunk (32 MB of int64)
 _FEW_VALUES = 256  # resample over distinct values when there are at most this many
 _EXACT_DRAWS = 5_000_000  # plain index draws up to n * n_boot of this, binned beyond
 _BINS = 256  # equal-count bins of the binned resampling (plus finer tail bins)
-
-
-def _check_options(n_boot, alpha) -> None:
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 1:
-        raise ValueError(f"n_boot must be an int >= 1, got {n_boot!r}")
-    if not (isinstance(alpha, (int, float, np.floating)) and 0 < alpha < 1):
-        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
 
 
 def _strata(stratify, n: int) -> list[np.ndarray]:
@@ -113,9 +108,15 @@ def _stratum_boot_means(values, strata, n_boot, rng) -> np.ndarray:
     )
 
 
-def _percentiles(boot: np.ndarray, alpha: float) -> tuple[float, float]:
+def percentile_interval(boot: np.ndarray, alpha: float) -> tuple[float, float]:
+    """The percentile interval ``(q_{alpha/2}, q_{1-alpha/2})`` of resampled statistics (B,)."""
     lo, hi = np.quantile(boot, [alpha / 2, 1 - alpha / 2])
     return float(lo), float(hi)
+
+
+# The names ferembed.metrics.compare imported before the option check moved to _validation.
+_check_options = check_bootstrap_options
+_percentiles = percentile_interval
 
 
 def bootstrap_ci(
@@ -144,7 +145,7 @@ def bootstrap_ci(
     Returns:
         ``(low, high)``.
     """
-    _check_options(n_boot, alpha)
+    check_bootstrap_options(n_boot, alpha)
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1 or v.size == 0:
         raise ValueError(f"values must be a non-empty 1-D array, got shape {v.shape}")
@@ -158,7 +159,7 @@ def bootstrap_ci(
         if w.shape != (len(strata),) or (w < 0).any() or w.sum() <= 0:
             raise ValueError(f"weights must be {len(strata)} non-negative numbers, got {w}")
     boot = _stratum_boot_means(v, strata, n_boot, np.random.default_rng(seed)) @ (w / w.sum())
-    return _percentiles(boot, alpha)
+    return percentile_interval(boot, alpha)
 
 
 def bootstrap_statistic(
@@ -186,7 +187,7 @@ def bootstrap_statistic(
     Returns:
         ``(low, high)``; NaN results of ``fn`` are ignored (all NaN gives ``(nan, nan)``).
     """
-    _check_options(n_boot, alpha)
+    check_bootstrap_options(n_boot, alpha)
     if not arrays:
         raise ValueError("bootstrap_statistic needs at least one array")
     arrs = [np.asarray(a) for a in arrays]
@@ -204,4 +205,4 @@ def bootstrap_statistic(
     stats = stats[np.isfinite(stats)]
     if stats.size == 0:
         return float("nan"), float("nan")
-    return _percentiles(stats, alpha)
+    return percentile_interval(stats, alpha)

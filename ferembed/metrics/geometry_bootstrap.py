@@ -13,8 +13,13 @@ from typing import NamedTuple
 import numpy as np
 
 from ferembed.metrics._kernels import class_slices, unit64
-from ferembed.metrics._validation import check_embeddings, check_labelled, require_classes
-from ferembed.metrics.bootstrap import _check_options, _percentiles
+from ferembed.metrics._validation import (
+    check_bootstrap_options,
+    check_embeddings,
+    check_labelled,
+    require_classes,
+)
+from ferembed.metrics.bootstrap import percentile_interval
 
 __all__ = ["geometry_bootstrap", "paired_geometry_bootstrap", "resampled_geometry"]
 
@@ -150,13 +155,13 @@ def _stratified_weights(y: np.ndarray, k: int, n_boot: int, seed: int):
 def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
     """Percentile interval of the finite resampled values (NaN, NaN when there are none)."""
     v = values[np.isfinite(values)]
-    return _percentiles(v, alpha) if v.size else (float("nan"), float("nan"))
+    return percentile_interval(v, alpha) if v.size else (float("nan"), float("nan"))
 
 
 def _checked(x, y, distance, num_classes, n_boot, alpha, what: str):
     """Validate the inputs and options of a bootstrap: ``(x, y, K)``."""
     x, y, k, counts = check_labelled(x, y, distance, num_classes)
-    _check_options(n_boot, alpha)
+    check_bootstrap_options(n_boot, alpha)
     require_classes(counts, what)
     return x, y, k
 
