@@ -112,9 +112,11 @@ def _fer2013(fer: dict, facts: dict) -> dict[str, Any]:
     out: dict[str, Any] = {
         "order": _by_accuracy(fer),
         "live": live,
+        "n_live": len(live),
         "collapsed": [m for m in fer if (fer[m]["class_separation"] or 0) < floor],
         # compactness vs separation across the losses that did not collapse
         "compactness_separation_spearman": None,
+        "n_classes": {m: len(fer[m]["class_names"]) for m in fer},
         "chance_accuracy": {m: 1 / len(fer[m]["class_names"]) for m in fer},
         "best": _by_accuracy(fer)[0] if fer else None,
     }
@@ -205,6 +207,7 @@ def _seeds(seeds: dict, cmp_: dict, seeded: list[str]) -> dict[str, Any]:
         vs_softmax[m] = {
             "keys": keys,
             "seeds": [int(k.rsplit("-s", 1)[1]) for k in keys],
+            "n_seeds": len(keys),
             "accuracy_diff": [d["diff"] for d in diffs],
             "n_significant": len(sig),
             # the sign shared by every significant difference (None: none, or mixed)

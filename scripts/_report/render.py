@@ -132,7 +132,7 @@ def _fer2013(res: dict, figs: dict, L: list[str]) -> None:
         rho = an["compactness_separation_spearman"]
         if rho is not None:
             L += [
-                f"Across the {len(an['live'])} losses that did not collapse, compactness and "
+                f"Across the {an['n_live']} losses that did not collapse, compactness and "
                 f"separation move together (Spearman ρ = {number(rho, '.2f')}): a loss that pulls "
                 "faces towards their class centroid pulls the centroids towards each other as "
                 "well, so neither number alone says the classes became easier to tell apart; "
@@ -260,7 +260,7 @@ def _seeds(res: dict, figs: dict, L: list[str]) -> None:
         sign = d["significant_sign"]
         L.append(
             f"* **{m}**: accuracy difference to the same-seed softmax {diffs} points; significant "
-            f"in {d['n_significant']} of {len(d['keys'])} seeds"
+            f"in {d['n_significant']} of {d['n_seeds']} seeds"
             + (f" (all {sign})" if sign else "")
             + "."
         )

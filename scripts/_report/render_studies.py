@@ -186,7 +186,7 @@ def failures_section(res: dict, figs: dict, L: list[str]) -> None:
         v = res["fer2013"][m]
         L.append(
             f"* **{m}**: test accuracy {value(v['accuracy'], True)}%, mean class accuracy "
-            f"{value(v['mean_class_accuracy'], True)}% (chance for {len(v['class_names'])} "
+            f"{value(v['mean_class_accuracy'], True)}% (chance for {an['n_classes'][m]} "
             f"classes: {pct(an['chance_accuracy'][m])}%), separation "
             f"{number(v['class_separation'], '.4f')}, Fisher {number(v['fisher_ratio'], '.4f')}."
         )
