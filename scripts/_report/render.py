@@ -35,7 +35,7 @@ def render(results: dict[str, Any], figs: dict[str, str] | None = None) -> str:
         results: raw numbers plus ``results["analysis"]`` (see ``analyze``).
         figs: {figure name: path relative to docs/}; default ``results["figures"]``.
     """
-    figs = results.get("figures") or {} if figs is None else figs
+    figs = (results.get("figures") or {}) if figs is None else figs
     lines: list[str] = []
     for section in (
         _intro,
