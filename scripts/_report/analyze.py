@@ -58,16 +58,16 @@ def _ranks(v: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def significant(d: dict | None) -> bool:
+def excludes_zero(d: dict | None) -> bool:
     """True when the paired 95% interval of a difference excludes 0."""
     return bool(d) and (d["ci_low"] > 0 or d["ci_high"] < 0)
 
 
-def verdict(d: dict | None, key: str) -> str:
+def paired_verdict(d: dict | None, key: str) -> str:
     """'better' / 'worse' (the interval of loss - softmax excludes 0) or 'n.s.'; '–' if absent."""
     if not d:
         return "–"
-    if significant(d):
+    if excludes_zero(d):
         return "better" if np.sign(d["diff"]) == BETTER[key] else "worse"
     return "n.s."
 
@@ -89,8 +89,9 @@ def analyze(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _by_accuracy(d: dict, key=lambda v: v["accuracy"]) -> list[str]:
-    return sorted(d, key=lambda m: -(key(d[m]) or 0))
+def _by_accuracy(d: dict) -> list[str]:
+    """Keys of ``d`` by decreasing ``d[key]["accuracy"]`` (ties keep their order)."""
+    return sorted(d, key=lambda m: -(d[m]["accuracy"] or 0))
 
 
 def _setup(fer: dict) -> dict[str, Any]:
@@ -118,7 +119,6 @@ def _fer2013(fer: dict, facts: dict) -> dict[str, Any]:
         "compactness_separation_spearman": None,
         "n_classes": {m: len(fer[m]["class_names"]) for m in fer},
         "chance_accuracy": {m: 1 / len(fer[m]["class_names"]) for m in fer},
-        "best": _by_accuracy(fer)[0] if fer else None,
     }
     if len(live) >= 4:
         out["compactness_separation_spearman"] = spearman_rho(
@@ -146,7 +146,7 @@ def _compare(cmp_: dict) -> dict[str, Any]:
                 "baseline": baseline,
                 "family_size": len(keys),
                 "mcnemar_pvalue_holm": float(p),
-                "significant": {m: significant(d) for m, d in diffs.items()},
+                "significant": {m: excludes_zero(d) for m, d in diffs.items()},
             }
     return out
 
@@ -159,8 +159,8 @@ def _claims(fer: dict, cmp_: dict) -> dict[str, Any]:
         if not c:
             continue
         g = c["geometry"] or {}
-        v = {k: verdict(g.get(k), k) for k in GEOMETRY}
-        v["accuracy"] = verdict(c["metrics"]["accuracy"], "accuracy")
+        v = {k: paired_verdict(g.get(k), k) for k in GEOMETRY}
+        v["accuracy"] = paired_verdict(c["metrics"]["accuracy"], "accuracy")
         claimed = list(CLAIMS[m])
         geo_ok = all(v[k] == "better" for k in claimed) if claimed else None
         acc_ok = v["accuracy"] == "better"
@@ -202,7 +202,7 @@ def _seeds(seeds: dict, cmp_: dict, seeded: list[str]) -> dict[str, Any]:
         if not keys:
             continue
         diffs = [cmp_[k]["metrics"]["accuracy"] for k in keys]
-        sig = [d for d in diffs if significant(d)]
+        sig = [d for d in diffs if excludes_zero(d)]
         signs = {d["diff"] < 0 for d in sig}
         vs_softmax[m] = {
             "keys": keys,
@@ -236,7 +236,8 @@ def _pseudo(p: dict | None) -> dict[str, Any] | None:
         "round0_val_acc": v0,
         "kept_below_round0": kept < v0,
         "round1_wrong_fraction": 1 - kept,
-        "hurt": rounds[-1]["val_acc"] - v0 < 0 and len(rounds) > 1,
+        # the loop lowered validation accuracy (then the page says why)
+        "val_dropped": rounds[-1]["val_acc"] - v0 < 0 and len(rounds) > 1,
     }
 
 

@@ -12,7 +12,7 @@ from ferembed._format import number
 from ferembed.metrics.catalog import metric_info
 
 from . import render_studies
-from ._text import DASH, ci, pct, signed, value
+from ._text import DASH, cell, cell_ci, diff_cell, pct_text
 
 #: columns of the FER2013 table: (metrics.json key, title, shown as a percentage, with arrow)
 TABLE = (
@@ -95,8 +95,8 @@ def _setup(res: dict, figs: dict, L: list[str]) -> None:
         L.append(f"* **Shipped checkpoints**: `{res.get('zoo_command') or 'ferembed zoo ...'}`")
     boot = facts["bootstrap"]
     L.append(
-        f"* Intervals are {pct(boot['confidence'], '.0f')}% percentile bootstrap intervals over "
-        f"test faces (class-stratified, {number(boot['resamples'], ',.0f')} resamples; for "
+        f"* Intervals are {pct_text(boot['confidence'], '.0f')}% percentile bootstrap intervals "
+        f"over test faces (class-stratified, {number(boot['resamples'], ',.0f')} resamples; for "
         "compactness, separation and Fisher the class centroids are recomputed in every "
         "resample). `*` marks a paired difference whose interval excludes 0."
     )
@@ -122,7 +122,7 @@ def _fer2013(res: dict, figs: dict, L: list[str]) -> None:
     L.append("|" + "---|" * (2 + len(TABLE)))
     for m in an["order"]:
         v = fer[m]
-        cells = [ci(v[k], v["ci"].get(k), frac) for k, _, frac, _ in TABLE]
+        cells = [cell_ci(v[k], v["ci"].get(k), frac) for k, _, frac, _ in TABLE]
         L.append(f"| **{m}** | {v['arch']} | " + " | ".join(cells) + " |")
     L.append("")
     if "fer2013_accuracy" in figs:
@@ -156,13 +156,15 @@ def _paired_cells(res: dict, key: str, *, mean_class: bool) -> str:
     c, an = res["compare"][key], res["analysis"]["compare"][key]
     g, sig = c.get("geometry") or {}, an["significant"]
     cells = [
-        signed(c["metrics"]["accuracy"], True, sig["accuracy"]),
+        diff_cell(c["metrics"]["accuracy"], True, sig["accuracy"]),
         number(c["mcnemar"]["pvalue"], ".3g"),
         number(an["mcnemar_pvalue_holm"], ".3g"),
     ]
     if mean_class:
-        cells.append(signed(c["metrics"]["mean_class_accuracy"], True, sig["mean_class_accuracy"]))
-    cells += [signed(g[k], False, sig[k]) if k in g else DASH for k in GEOMETRY]
+        cells.append(
+            diff_cell(c["metrics"]["mean_class_accuracy"], True, sig["mean_class_accuracy"])
+        )
+    cells += [diff_cell(g[k], False, sig[k]) if k in g else DASH for k in GEOMETRY]
     return " | ".join(cells)
 
 
@@ -187,7 +189,7 @@ def _paired(res: dict, figs: dict, L: list[str]) -> None:
 
 def _claims(res: dict, figs: dict, L: list[str]) -> None:
     claims = res["analysis"]["claims"]
-    conf = pct(res["facts"]["bootstrap"]["confidence"], ".0f")
+    conf = pct_text(res["facts"]["bootstrap"]["confidence"], ".0f")
     L += [
         "## The losses' claims, checked",
         "",
@@ -252,7 +254,7 @@ def _seeds(res: dict, figs: dict, L: list[str]) -> None:
         for k in ("accuracy", "mean_class_accuracy", *GEOMETRY, "map_at_r"):
             frac = k in ("accuracy", "mean_class_accuracy")
             mean, std = s[k]["mean"], s[k]["std"]
-            cells.append(value(mean, frac) + (f" ± {value(std, frac)}" if std is not None else ""))
+            cells.append(cell(mean, frac) + (f" ± {cell(std, frac)}" if std is not None else ""))
         L.append(f"| {m} | {s['n_runs']} | " + " | ".join(cells) + " |")
     L.append("")
     for m, d in an["vs_softmax"].items():

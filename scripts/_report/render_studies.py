@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ferembed._format import number
 
-from ._text import DASH, ci, pct, value
+from ._text import DASH, cell, cell_ci, pct_text
 
 
 def _int(v) -> str:
@@ -17,14 +17,15 @@ def pseudo_section(res: dict, figs: dict, L: list[str]) -> None:
     if not p:
         return
     rec, an = p["record"], res["analysis"]["pseudo"]
+    hidden = pct_text(rec["hidden_label_fraction"], ".0f")
     L += [
         "## Clustering pseudo-labels (affinity-conv network)",
         "",
-        f"`affinity_cluster` hides the labels of {pct(rec['hidden_label_fraction'], '.0f')}% of "
-        f"FER2013 train ({_int(rec['n_pool'])} of {_int(rec['n_train'])} faces). Round 0 trains "
+        f"`affinity_cluster` hides the labels of {hidden}% of FER2013 train "
+        f"({_int(rec['n_pool'])} of {_int(rec['n_train'])} faces). Round 0 trains "
         f"on the labelled {_int(rec['n_labelled'])}; each later round clusters the hidden pool "
         "with FAISS k-means started at the labelled class means, keeps the "
-        f"{pct(rec['keep_fraction'], '.0f')}% most confident assignments ({rec['selection']} "
+        f"{pct_text(rec['keep_fraction'], '.0f')}% most confident assignments ({rec['selection']} "
         "selection) as pseudo-labels and fine-tunes on labelled + pseudo-labelled faces. The "
         "hidden labels are used only to score the pseudo-labels.",
         "",
@@ -35,9 +36,9 @@ def pseudo_section(res: dict, figs: dict, L: list[str]) -> None:
     for r, t in zip(p["rounds"], p["round_test"], strict=True):
         L.append(
             f"| {r['round']} | {_int(r['n_trained'])} | {r['epochs']} | "
-            f"{number(r.get('n_kept'), '.0f', missing=DASH)} | {value(r.get('kept_acc'), True)} | "
-            f"{value(r.get('pool_acc'), True)} | {value(r['val_acc'], True)} | "
-            f"{ci(t['accuracy'], t['ci'], True) if t else DASH} |"
+            f"{number(r.get('n_kept'), '.0f', missing=DASH)} | {cell(r.get('kept_acc'), True)} | "
+            f"{cell(r.get('pool_acc'), True)} | {cell(r['val_acc'], True)} | "
+            f"{cell_ci(t['accuracy'], t['ci'], True) if t else DASH} |"
         )
     L.append("")
     txt = (
@@ -47,13 +48,13 @@ def pseudo_section(res: dict, figs: dict, L: list[str]) -> None:
     if an["test_gain"] is not None:
         txt += f" and test accuracy {number(an['test_gain'], '+.1f', percent=True)}"
     txt += f"; the loop ships the round best on validation (round {an['shipped_round']}). "
-    if an["hurt"]:
+    if an["val_dropped"]:
         txt += (
             f"The pseudo-labels cost accuracy here: the kept ones were "
-            f"{pct(an['round1_kept_acc'])}% correct "
+            f"{pct_text(an['round1_kept_acc'])}% correct "
             f"({'below' if an['kept_below_round0'] else 'above'} the round-0 model's own "
-            f"{pct(an['round0_val_acc'])}% validation accuracy), so each round fine-tuned on "
-            f"pseudo-labels of which {pct(an['round1_wrong_fraction'], '.0f')}% were wrong. "
+            f"{pct_text(an['round0_val_acc'])}% validation accuracy), so each round fine-tuned on "
+            f"pseudo-labels of which {pct_text(an['round1_wrong_fraction'], '.0f')}% were wrong. "
             "Clustering an under-trained embedding (round 0 had its few epochs on half the "
             "data) gives poor pseudo-labels; the loop needs a stronger round 0."
         )
@@ -91,10 +92,10 @@ def ckplus_section(res: dict, figs: dict, L: list[str]) -> None:
         s = ck[m]["summary"]
         acc, mca = s["accuracy"], s["mean_class_accuracy"]
         L.append(
-            f"| {m} | {pct(acc['mean'])} ± {pct(acc['std'] or 0)} | "
-            f"{pct(mca['mean'])} ± {pct(mca['std'] or 0)} | "
-            f"{value(s.get('pooled_accuracy'), True)} | {value(s['compactness']['mean'], False)} "
-            f"| {value(s['class_separation']['mean'], False)} |"
+            f"| {m} | {pct_text(acc['mean'])} ± {pct_text(acc['std'] or 0)} | "
+            f"{pct_text(mca['mean'])} ± {pct_text(mca['std'] or 0)} | "
+            f"{cell(s.get('pooled_accuracy'), True)} | {cell(s['compactness']['mean'], False)} "
+            f"| {cell(s['class_separation']['mean'], False)} |"
         )
     L.append("")
     if "ckplus_folds" in figs:
@@ -118,8 +119,8 @@ def cross_section(res: dict, figs: dict, L: list[str]) -> None:
         for m in an["order"]:
             v = cross[m]
             L.append(
-                f"| {m} | {ci(v['accuracy'], v['ci']['accuracy'], True)} | "
-                f"{ci(v['mean_class_accuracy'], v['ci']['mean_class_accuracy'], True)} |"
+                f"| {m} | {cell_ci(v['accuracy'], v['ci']['accuracy'], True)} | "
+                f"{cell_ci(v['mean_class_accuracy'], v['ci']['mean_class_accuracy'], True)} |"
             )
         L.append("")
     rc = (an or {}).get("rank_correlation")
@@ -149,14 +150,15 @@ def literature_section(res: dict, figs: dict, L: list[str]) -> None:
     plo, phi = lit["params_millions"]
     elo, ehi = lit["epochs"]
     params = number(res["analysis"]["setup"]["backbone_params_millions"], ".2f")
+    target = pct_text(lit["fer2013_target"], ".0f")
     L += [
         "## Against the literature",
         "",
         f"The best shipped checkpoint, **{an['best']}**, reaches "
-        f"{ci(best['accuracy'], best['ci']['accuracy'], True)}% on FER2013 test, "
-        f"{pct(an['gap'])} points below the ~{pct(lo, '.0f')}–{pct(hi, '.0f')}% that single "
-        f"models reach in the literature (the ≥ {pct(lit['fer2013_target'], '.0f')}% target "
-        "applies when a GPU is lent; none was). We attribute the gap to the budget: "
+        f"{cell_ci(best['accuracy'], best['ci']['accuracy'], True)}% on FER2013 test, "
+        f"{pct_text(an['gap'])} points below the ~{pct_text(lo, '.0f')}–{pct_text(hi, '.0f')}% "
+        f"that single models reach in the literature (the ≥ {target}% target applies when "
+        "a GPU is lent; none was). We attribute the gap to the budget: "
         f"{best['epochs']} epochs of a {params} M-parameter network on a {res['cpu_count']}-core "
         f"CPU, where the published numbers train {plo}–{phi} M+ parameter VGG/ResNet models for "
         f"{elo}–{ehi} epochs on GPUs (often with ten-crop test-time augmentation, which we do not "
@@ -169,9 +171,10 @@ def literature_section(res: dict, figs: dict, L: list[str]) -> None:
         bm = res["analysis"]["ckplus"]["best"]
         clo, chi = lit["ckplus_accuracy"]
         L.append(
-            f"On CK+ the best loss ({bm}) reaches {pct(ck[bm]['summary']['accuracy']['mean'])}% "
-            f"mean fold accuracy against {pct(clo, '.0f')}–{pct(chi, '.0f')}% in the literature, "
-            "again with a few epochs of fine-tuning on a CPU."
+            f"On CK+ the best loss ({bm}) reaches "
+            f"{pct_text(ck[bm]['summary']['accuracy']['mean'])}% mean fold accuracy against "
+            f"{pct_text(clo, '.0f')}–{pct_text(chi, '.0f')}% in the literature, again with a few "
+            "epochs of fine-tuning on a CPU."
         )
     L.append("")
 
@@ -185,9 +188,9 @@ def failures_section(res: dict, figs: dict, L: list[str]) -> None:
     for m in an["collapsed"]:
         v = res["fer2013"][m]
         L.append(
-            f"* **{m}**: test accuracy {value(v['accuracy'], True)}%, mean class accuracy "
-            f"{value(v['mean_class_accuracy'], True)}% (chance for {an['n_classes'][m]} "
-            f"classes: {pct(an['chance_accuracy'][m])}%), separation "
+            f"* **{m}**: test accuracy {cell(v['accuracy'], True)}%, mean class accuracy "
+            f"{cell(v['mean_class_accuracy'], True)}% (chance for {an['n_classes'][m]} "
+            f"classes: {pct_text(an['chance_accuracy'][m])}%), separation "
             f"{number(v['class_separation'], '.4f')}, Fisher {number(v['fisher_ratio'], '.4f')}."
         )
     epochs = res["analysis"]["setup"]["epochs"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _report.analyze import analyze, spearman_rho, verdict
+from _report.analyze import analyze, paired_verdict, spearman_rho
 from _report.render import render
 from report import with_analysis
 from results_study import run_study
@@ -266,11 +266,11 @@ def _diff(diff, lo, hi):
 
 
 def test_verdicts_follow_the_interval_and_the_direction():
-    assert verdict(_diff(-0.1, -0.2, -0.05), "compactness") == "better"  # lower is better
-    assert verdict(_diff(-0.1, -0.2, -0.05), "class_separation") == "worse"
-    assert verdict(_diff(0.1, 0.05, 0.2), "accuracy") == "better"
-    assert verdict(_diff(0.1, -0.01, 0.2), "accuracy") == "n.s."
-    assert verdict(None, "accuracy") == "–"
+    assert paired_verdict(_diff(-0.1, -0.2, -0.05), "compactness") == "better"  # lower is better
+    assert paired_verdict(_diff(-0.1, -0.2, -0.05), "class_separation") == "worse"
+    assert paired_verdict(_diff(0.1, 0.05, 0.2), "accuracy") == "better"
+    assert paired_verdict(_diff(0.1, -0.01, 0.2), "accuracy") == "n.s."
+    assert paired_verdict(None, "accuracy") == "–"
 
 
 def _raw(results: dict) -> dict:
