@@ -9,7 +9,8 @@ Stages (each resumable; training stages continue interrupted runs):
 * ``pseudo``   the pseudo-label loop's record, and test accuracy of its round-0 checkpoint
 * ``ckplus``   CK+ subject-independent 10-fold per loss, fine-tuning each FER2013 checkpoint
 * ``cross``    FER2013 checkpoints on all of CK+ (contempt excluded: FER2013 has no such class)
-* ``report``   docs/results.json, docs/results.md and docs/figures/*.png
+* ``report``   docs/results.json, docs/results.md and docs/figures/*.png (``report --from-json``:
+               results.json's analysis and results.md again from its raw numbers, without the runs)
 
 ``python scripts/results_study.py all`` runs them in order. The shipped checkpoints come from
 ``ferembed zoo`` (the command is on each model card and in the report).
@@ -48,6 +49,7 @@ class Study:
         self.methods = [m for m in METHODS if (self.ckpt / f"{m}.json").exists()]
         self.only = args.methods or self.methods  # training stages (ckplus) run only these
         self.reverse = args.reverse
+        self.extra_seeds = EXTRA_SEEDS
         if not self.methods:
             raise SystemExit(f"no checkpoints in {self.ckpt}: run `ferembed zoo` first")
 
@@ -218,7 +220,8 @@ class Study:
         write_report(self)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_study(argv: list[str] | None = None) -> int:
+    """Run the study's stages named on the command line (``all``: every stage in order)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("stages", nargs="+", choices=(*STAGES, "all"))
     p.add_argument("--checkpoints", default=str(REPO / "checkpoints" / "fer2013"))
@@ -231,7 +234,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reverse", action="store_true", help="seeds: take the runs last-first")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument(
+        "--from-json",
+        action="store_true",
+        help="report: re-analyze docs/results.json and re-render docs/results.md (no runs read)",
+    )
     args = p.parse_args(argv)
+    if args.from_json:
+        if args.stages != ["report"]:
+            p.error("--from-json goes with the report stage alone")
+        from report import rerender  # scripts/report.py
+
+        from ferembed.errors import FerembedError
+
+        try:
+            rerender(args.docs)
+        except FerembedError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.threads:
         import torch
 
@@ -246,4 +267,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_study())

@@ -1,0 +1,173 @@
+"""Raw numbers of the study, read from its runs and records (no derived quantities here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+SCHEMA = "ferembed.results/2"
+
+#: headline metrics of the FER2013 table, read from each test run's metrics.json
+FER_KEYS = (
+    "accuracy",
+    "mean_class_accuracy",
+    "compactness",
+    "class_separation",
+    "fisher_ratio",
+    "silhouette",
+    "precision_at_1",
+    "map_at_r",
+)
+GEOMETRY = ("compactness", "class_separation", "fisher_ratio")
+SEED_KEYS = ("accuracy", "mean_class_accuracy", *GEOMETRY, "map_at_r")
+
+#: Facts of the study's design that the page states (the shared recipe, dataset sizes, the
+#: literature it compares with). They are inputs, not measurements, but they are numbers the page
+#: prints, so they travel in results.json with everything else.
+FACTS: dict[str, Any] = {
+    "fer2013_faces": {"train": 28709, "val": 3589, "test": 3589},
+    # the training recipe shared by every loss, as `ferembed zoo` ran it (see zoo_command)
+    "recipe": (
+        "batch 64, AdamW (lr 3e-3, cosine, 1 warm-up epoch), augmentation (flip, 4-pixel shifts, "
+        "±10° rotation, ±10% scale, brightness/contrast, random erasing), seed 0"
+    ),
+    "embedding_dim": 128,
+    "bootstrap": {"confidence": 0.95, "resamples": 1000},
+    # a run whose separation is below this has collapsed (its class centroids coincide)
+    "collapse_separation": 0.01,
+    "ckplus": {"faces": 981, "subjects": 118, "classes": 7, "contempt_faces": 54, "shared": 6},
+    # ferembed's defaults for the two metric-only losses
+    "metric_loss_defaults": {"triplet_margin": 0.2, "arcface_margin": 0.5, "arcface_scale": 64},
+    "literature": {
+        "fer2013_accuracy": [0.72, 0.74],
+        "fer2013_target": 0.72,
+        "ckplus_accuracy": [0.97, 0.99],
+        "params_millions": [1, 10],
+        "epochs": [100, 300],
+    },
+}
+
+
+def _load(path: Path) -> dict | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def collect(study) -> dict[str, Any]:
+    """The raw numbers of the report, read from the study's runs and records.
+
+    Args:
+        study: a ``results_study.Study`` (its paths, methods and seeds).
+    """
+    from ferembed.zoo import DESCRIPTIONS
+
+    raw: dict[str, Any] = {
+        "schema": SCHEMA,
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
+        "cpu_count": os.cpu_count(),
+        "facts": FACTS,
+        "methods": study.methods,
+        "seeded_methods": study.seeded_methods(),
+        "extra_seeds": list(study.extra_seeds),
+        "fer2013": {},
+        "seeds": {},
+        "compare": {},
+        "ckplus": {},
+        "cross": {},
+        "pseudo": None,
+        "ckplus_budget": None,
+    }
+    for m in study.methods:
+        met = _load(study.run_dir("fer2013-test", m) / "metrics.json")
+        if met is not None:
+            raw["fer2013"][m] = _fer_entry(study, m, met, DESCRIPTIONS.get(m, m))
+    for m in study.seeded_methods():
+        rows = []
+        for seed in (0, *study.extra_seeds):
+            met = _load(study.run_dir("fer2013-test", m, seed) / "metrics.json")
+            if met is not None:
+                rows.append({"seed": seed, **{k: met.get(k) for k in SEED_KEYS}})
+        if rows:
+            raw["seeds"][m] = {"runs": rows}
+    for path in sorted((study.work / "compare").glob("*.json")):
+        c = json.loads(path.read_text())
+        raw["compare"][path.stem] = {
+            "metrics": c["metrics"],
+            "geometry": c.get("geometry"),
+            "mcnemar": c["mcnemar"],
+            "flips": {k: len(v) for k, v in c["flips"].items()},
+            "knn_overlap": c["knn_overlap"],
+        }
+    for m in study.methods:
+        rec = _load(study.work / "ckplus" / m / "kfold.json")
+        if rec is not None:
+            raw["ckplus"][m] = {
+                "folds": rec["folds"],
+                "summary": rec["summary"],
+                "n_folds": rec["num_folds"],
+            }
+            raw["ckplus_budget"] = {
+                k: rec["config"].get(k) for k in ("epochs", "lr", "batch_size", "optimizer")
+            }
+        met = _load(study.run_dir("ckplus-all", m) / "metrics.json")
+        if met is not None:
+            raw["cross"][m] = {
+                "n": met["n"],
+                "class_names": met["class_names"],
+                "accuracy": met.get("accuracy"),
+                "mean_class_accuracy": met.get("mean_class_accuracy"),
+                "ci": {k: met["ci"].get(k) for k in ("accuracy", "mean_class_accuracy")},
+                "notes": [n for n in met.get("notes", []) if "contempt" in n],
+            }
+    raw["pseudo"] = _pseudo(study)
+    raw["zoo_command"] = (_load(study.ckpt / "softmax.card.json") or {}).get("command")
+    return raw
+
+
+def _fer_entry(study, m: str, met: dict, description: str) -> dict[str, Any]:
+    side = study.sidecar(m)
+    card = _load(study.ckpt / f"{m}.card.json") or {}
+    train = side.get("train") or {}
+    sm = side.get("metrics") or {}
+    return {
+        "description": description,
+        "arch": side.get("arch"),
+        "params": side.get("num_params"),
+        "epochs": train.get("epochs"),
+        "best_epoch": sm.get("best_epoch"),
+        "val_mean_class_acc": sm.get("val_mean_class_acc"),
+        "val_acc": sm.get("val_acc"),
+        "wall_time_s": side.get("wall_time_s"),
+        "device": side.get("device"),
+        "card_test_accuracy": card.get("test_accuracy"),
+        "n": met["n"],
+        **{k: met.get(k) for k in FER_KEYS},
+        "ci": {k: met.get("ci", {}).get(k) for k in FER_KEYS},
+        "confusion": (met.get("confusion") or {}).get("head", {}).get("normalized"),
+        "class_names": met["class_names"],
+        "per_class_recall": {c: v.get("recall") for c, v in (met.get("per_class") or {}).items()},
+    }
+
+
+def _pseudo(study) -> dict[str, Any] | None:
+    rec = _load(study.ckpt / "affinity_cluster.pseudo_labels.json")
+    if rec is None:
+        return None
+    tests = []
+    for r in rec["rounds"]:
+        met = _load(
+            study.run_dir("fer2013-test", f"affinity_cluster-round_{r['round']}") / "metrics.json"
+        )
+        tests.append(
+            {"accuracy": met.get("accuracy"), "ci": (met.get("ci") or {}).get("accuracy")}
+            if met
+            else None
+        )
+    return {
+        # the scalars of the record (not its per-sample id lists)
+        "record": {k: v for k, v in rec.items() if not isinstance(v, (list, dict))},
+        "rounds": [{k: v for k, v in r.items() if k != "per_class"} for r in rec["rounds"]],
+        "round_test": tests,
+    }
