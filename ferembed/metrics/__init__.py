@@ -5,8 +5,9 @@ Modules (one concept each): ``retrieval`` (precision@k, recall@k, R-precision, M
 accuracy), ``clustering`` (FAISS k-means -> NMI, AMI, ARI, purity), ``geometry`` (compactness,
 separation, scatter ratios, histograms, alignment/uniformity), ``silhouette``, ``collapse``
 (NC1-NC3), ``classification`` (head / kNN vote / nearest centroid), ``neighbors`` (label
-disagreement, identity confound), ``bootstrap`` (confidence intervals), ``compare`` (paired run
-comparison), ``evaluate`` (everything at once). The exact kNN search they share is
+disagreement, identity confound), ``bootstrap`` (confidence intervals), ``compare`` (paired
+comparison of two embeddings), ``evaluate`` (everything at once). Run directories are
+``ferembed.runs``' business (``evaluate_run``, ``compare_runs``). The exact kNN search they share is
 :func:`compute_knn`.
 """
 
@@ -26,8 +27,8 @@ from ferembed.metrics.clustering import (
     purity,
 )
 from ferembed.metrics.collapse import nc1, nc2, nc3
-from ferembed.metrics.compare import compare_runs, format_comparison, mcnemar_test
-from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate, evaluate_run
+from ferembed.metrics.compare import compare_embeddings, mcnemar_test
+from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate
 from ferembed.metrics.geometry import (
     alignment,
     calinski_harabasz,
@@ -77,7 +78,7 @@ __all__ = [
     "classification_metrics",
     "clustering_scores",
     "compactness",
-    "compare_runs",
+    "compare_embeddings",
     "compute_clusters",
     "compute_knn",
     "compute_retrieval",
@@ -85,9 +86,7 @@ __all__ = [
     "distance_histograms",
     "distance_to_centroid",
     "evaluate",
-    "evaluate_run",
     "fisher_ratio",
-    "format_comparison",
     "identity_confound",
     "identity_samples",
     "knn_accuracy",
