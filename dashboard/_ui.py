@@ -71,13 +71,13 @@ def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
 
 
 def compute_metrics(runs: Sequence[Run]) -> list[str]:
-    """Run ferembed.metrics.evaluate_run on each run with a progress bar; returns error lines."""
+    """Run ferembed.runs.evaluate_run on each run with a progress bar; returns error lines."""
     errors = []
     bar = st.progress(0.0, text="Computing metrics...")
     for i, r in enumerate(runs):
         bar.progress(i / len(runs), text=f"Computing metrics for {r.name} ({i + 1}/{len(runs)})")
         try:
-            _data.evaluate(r)
+            _data.evaluate_now(r)
         except Exception as exc:  # one failing run must not stop the others
             errors.append(f"{r.name}: {type(exc).__name__}: {exc}")
     bar.progress(1.0, text=f"Computed metrics for {len(runs) - len(errors)} run(s)")

@@ -86,7 +86,7 @@ def draw_histograms() -> None:
         st.info("No distance histograms in the metrics.")
         return
     st.plotly_chart(
-        _charts.distance_histograms(hists, title="Intra-class (solid) vs inter-class (dashed)"),
+        _charts.histogram_chart(hists, title="Intra-class (solid) vs inter-class (dashed)"),
         key="geom_hist",
     )
     st.dataframe(

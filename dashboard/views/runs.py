@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import _data, _ui
+from ferembed.metrics.catalog import title as metric_title
 
 root = _ui.root()
 st.title("Runs")
@@ -28,7 +29,7 @@ else:
         column_config={
             "N": st.column_config.NumberColumn(format="%d"),
             "D": st.column_config.NumberColumn(format="%d"),
-            **{title: number for _, title in _data.HEADLINE},
+            **{metric_title(key): number for key in _data.TABLE_METRICS},
         },
         key="runs_table",
     )

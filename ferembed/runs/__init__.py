@@ -23,7 +23,7 @@ from ferembed.runs._files import (
     THUMBS_FILE,
 )
 from ferembed.runs.cache import CacheEntry, cache_entry, load_cached, save_cached
-from ferembed.runs.compare import compare_runs, format_comparison
+from ferembed.runs.compare import compare_runs, format_comparison, is_comparison_cached
 from ferembed.runs.evaluate import as_run, evaluate_run
 from ferembed.runs.format import (
     SAMPLE_COLUMNS,
@@ -63,6 +63,7 @@ __all__ = [
     "evaluate_run",
     "find_runs",
     "format_comparison",
+    "is_comparison_cached",
     "is_run_dir",
     "load_cached",
     "load_run",

@@ -12,6 +12,7 @@ import numpy as np
 
 from ferembed import _format
 from ferembed.metrics.compare import compare_embeddings
+from ferembed.runs.cache import CacheEntry, cache_entry, load_cached, save_cached
 from ferembed.runs.evaluate import as_run
 from ferembed.runs.format import Run
 
@@ -55,6 +56,19 @@ def pair_rows(ra: Run, rb: Run) -> np.ndarray:
     return pos_b
 
 
+def _entry(ra: Run, rb: Run, options: dict) -> CacheEntry:
+    """A comparison's cache entry, in A's ``cache/``, keyed by both runs and the options."""
+    options = {**options, "distance": options.get("distance") or ra.distance}
+    return cache_entry(ra, "compare", options, inputs=[rb])
+
+
+def is_comparison_cached(
+    run_a: Run | str | os.PathLike, run_b: Run | str | os.PathLike, **options
+) -> bool:
+    """Whether ``compare_runs(run_a, run_b, cache=True, **options)`` is on disk already."""
+    return load_cached(_entry(as_run(run_a), as_run(run_b), options)) is not None
+
+
 def compare_runs(
     run_a: Run | str | os.PathLike,
     run_b: Run | str | os.PathLike,
@@ -64,6 +78,7 @@ def compare_runs(
     n_boot: int = 1000,
     seed: int = 0,
     alpha: float = 0.05,
+    cache: bool = False,
 ) -> dict:
     """Compare two runs of the same samples: paired differences, McNemar, flips, kNN overlap.
 
@@ -76,6 +91,8 @@ def compare_runs(
         n_boot: bootstrap resamples.
         seed: bootstrap seed.
         alpha: 1 - confidence level of the intervals.
+        cache: read / write the result in A's ``cache/`` (:mod:`ferembed.runs.cache`), keyed by
+            both runs' identity and these options: the exact kNN searches take minutes at 100k.
 
     Returns:
         JSON-ready dict: ``run_a``, ``run_b`` (the names) and everything
@@ -87,6 +104,11 @@ def compare_runs(
             labels that disagree -- the message names what differs; bad options.
     """
     ra, rb = as_run(run_a), as_run(run_b)
+    options = {"distance": distance, "k": k, "n_boot": n_boot, "seed": seed, "alpha": alpha}
+    entry = _entry(ra, rb, options) if cache else None
+    hit = load_cached(entry) if entry is not None else None
+    if hit is not None:
+        return hit
     pos_b = pair_rows(ra, rb)
     both_heads = ra.logits is not None and rb.logits is not None
     result = compare_embeddings(
@@ -103,7 +125,10 @@ def compare_runs(
         seed=seed,
         alpha=alpha,
     )
-    return {"run_a": ra.name, "run_b": rb.name, **result}
+    result = {"run_a": ra.name, "run_b": rb.name, **result}
+    if entry is not None:
+        save_cached(entry, result)
+    return result
 
 
 def _num(v: float | None, signed: bool = False) -> str:
