@@ -56,17 +56,35 @@ def pair_rows(ra: Run, rb: Run) -> np.ndarray:
     return pos_b
 
 
-def _entry(ra: Run, rb: Run, options: dict) -> CacheEntry:
-    """A comparison's cache entry, in A's ``cache/``, keyed by both runs and the options."""
-    options = {**options, "distance": options.get("distance") or ra.distance}
+def _entry(
+    ra: Run, rb: Run, *, distance: str | None, k: int, n_boot: int, seed: int, alpha: float
+) -> CacheEntry:
+    """A comparison's cache entry, in A's ``cache/``, keyed by both runs and every option."""
+    options = {
+        "distance": distance or ra.distance,
+        "k": k,
+        "n_boot": n_boot,
+        "seed": seed,
+        "alpha": alpha,
+    }
     return cache_entry(ra, "compare", options, inputs=[rb])
 
 
 def is_comparison_cached(
-    run_a: Run | str | os.PathLike, run_b: Run | str | os.PathLike, **options
+    run_a: Run | str | os.PathLike,
+    run_b: Run | str | os.PathLike,
+    *,
+    distance: str | None = None,
+    k: int = 10,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
 ) -> bool:
-    """Whether ``compare_runs(run_a, run_b, cache=True, **options)`` is on disk already."""
-    return load_cached(_entry(as_run(run_a), as_run(run_b), options)) is not None
+    """Whether ``compare_runs(run_a, run_b, cache=True, ...)`` with these options is on disk."""
+    entry = _entry(
+        as_run(run_a), as_run(run_b), distance=distance, k=k, n_boot=n_boot, seed=seed, alpha=alpha
+    )
+    return load_cached(entry) is not None
 
 
 def compare_runs(
@@ -104,8 +122,8 @@ def compare_runs(
             labels that disagree -- the message names what differs; bad options.
     """
     ra, rb = as_run(run_a), as_run(run_b)
-    options = {"distance": distance, "k": k, "n_boot": n_boot, "seed": seed, "alpha": alpha}
-    entry = _entry(ra, rb, options) if cache else None
+    opts = {"distance": distance, "k": k, "n_boot": n_boot, "seed": seed, "alpha": alpha}
+    entry = _entry(ra, rb, **opts) if cache else None
     hit = load_cached(entry) if entry is not None else None
     if hit is not None:
         return hit
