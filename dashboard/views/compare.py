@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import _charts, _data, _samples, _ui
 from ferembed import _format
 from ferembed.metrics.catalog import title as metric_title
+from ferembed.runs import METRICS_FILE
 
 #: Faces shown per flip direction.
 MAX_FLIPS = 40
@@ -46,10 +47,10 @@ for key in _data.TABLE_METRICS:
         row[r.name] = _format.with_ci(v, lo_hi, ".4f", missing="-")
     rows.append(row)
 if any(have.values()):
-    st.caption("Headline metrics from each run's metrics.json, value [95% bootstrap CI].")
+    st.caption(f"Headline metrics from each run's {METRICS_FILE}, value [95% bootstrap CI].")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_headline")
 else:
-    st.caption("No metrics.json yet for these runs (Runs page); paired tests below still work.")
+    st.caption(f"No {METRICS_FILE} yet for these runs (Runs page); paired tests below still work.")
 
 
 def draw_pair(run_b, ib: int) -> None:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import _data, _samples, _ui
+from ferembed.runs import PER_SAMPLE_FILE
 
 #: Entries of the most-likely-mislabelled list.
 SUSPECTS = 24
@@ -29,7 +30,7 @@ if mode == "suspects":
     noise = ann_ref["noise"].to_numpy(dtype=float)
     if np.isnan(noise).all():
         st.info(
-            f"No label-noise scores for {ref.name} yet (per_sample.parquet): compute its "
+            f"No label-noise scores for {ref.name} yet ({PER_SAMPLE_FILE}): compute its "
             "metrics on the Runs page, or pick a sample by id."
         )
     else:

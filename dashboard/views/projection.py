@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import _charts, _data, _samples, _ui
 from ferembed.projection import DEFAULT_MAX_POINTS
+from ferembed.runs import PER_SAMPLE_FILE
 
 #: 3-D scenes are one WebGL context each: cap them.
 MAX_3D_RUNS = 4
@@ -84,7 +85,7 @@ if color_by == "noise":
     scores = np.concatenate([np.asarray(p["color"], float) for p in panels])
     if np.isnan(scores).all():
         st.warning(
-            "No label-noise scores yet (per_sample.parquet): compute metrics on the Runs page."
+            f"No label-noise scores yet ({PER_SAMPLE_FILE}): compute metrics on the Runs page."
         )
     fig = _charts.projection_chart(
         panels,
