@@ -173,3 +173,25 @@ def test_embed_and_evaluate_writes_an_evaluated_run(tmp_path):
     run = load_run(out)
     assert run.name == "x" and json.loads(run.metrics_path.read_text()) == metrics
     assert run.load_per_sample() is not None
+
+
+def test_compare_runs_is_compare_embeddings_on_the_paired_rows(tmp_path):
+    from ferembed.metrics.compare import compare_embeddings
+
+    a = _write(tmp_path / "a", logits=True)
+    order = np.random.default_rng(3).permutation(60)
+    b = _write(tmp_path / "b", seed=1, order=order, logits=True)
+    res = compare_runs(a, b, n_boot=40)
+    pos_b = np.argsort(order)  # row of B holding each of A's samples
+    direct = compare_embeddings(
+        a.embeddings,
+        np.asarray(b.embeddings)[pos_b],
+        a.labels,
+        class_names=CLASSES,
+        logits_a=a.logits,
+        logits_b=np.asarray(b.logits)[pos_b],
+        sample_ids=a.sample_ids,
+        n_boot=40,
+    )
+    assert res == {"run_a": "a", "run_b": "b", **direct}
+    assert res["correctness"] == "head"
