@@ -36,6 +36,7 @@ from ferembed import projection as _projection
 from ferembed.errors import FerembedError
 from ferembed.metrics.catalog import title as metric_title
 from ferembed.runs import (
+    RUN_FILE,
     RUN_FILES,
     Run,
     compare_runs,
@@ -190,7 +191,7 @@ def load_entry(root: Path, rel: str) -> RunEntry:
     path = resolve_inside(root, rel)
     rel = relative(root, path)
     if not is_run_dir(path):
-        return RunEntry(rel, None, f"{rel}: not a run directory (no {RUN_FILES[0]})")
+        return RunEntry(rel, None, f"{rel}: not a run directory (no {RUN_FILE})")
     got = _load(str(path), _run_stamp(path))
     if isinstance(got, str):
         return RunEntry(rel, None, got)
