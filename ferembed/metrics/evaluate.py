@@ -54,7 +54,8 @@ GROUPS = (
     "silhouette",
     "collapse",
 )
-#: Headline scalars, always present at the top level of metrics.json (None when not computed).
+# HEADLINE (the headline scalars, always present at the top level of metrics.json, None when not
+# computed) is the metric catalog's; it is re-exported here where it has always been public.
 
 
 def _groups(include: Iterable[str] | None, exclude: Iterable[str] | None) -> list[str]:
