@@ -4,7 +4,7 @@
 
 For each size it writes synthetic runs (tests/dashboard/dashboard_synth.py: SynthFER faces,
 clustered embeddings, heads on all but the last run) into a temporary runs root, computes their
-metrics with ``ferembed.metrics.evaluate_run`` (timed, reported apart: that is ``ferembed
+metrics with ``ferembed.runs.evaluate_run`` (timed, reported apart: that is ``ferembed
 evaluate``'s job, not the dashboard's), then drives the app:
 
 * **AppTest** (in-process, server side): one session visits every page once with cold caches
@@ -34,6 +34,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "dashboard")]
 
+from ferembed.runs import METRICS_FILE  # noqa: E402 (after the path setup)
+
 PAGES = ("runs", "geometry", "confusion", "projection", "neighbours", "compare", "export")
 TITLES = {p: p.capitalize() for p in PAGES}
 LOSSES = (("softmax", 0.30, True), ("arcface", 0.18, True), ("supcon", 0.24, False))
@@ -43,7 +45,7 @@ def make_root(root: Path, n: int, runs: int, dim: int) -> tuple[float, float]:
     """Write and evaluate the runs; returns (write seconds, evaluate seconds per run)."""
     from dashboard_synth import make_run, make_split
 
-    from ferembed.metrics.evaluate import evaluate_run
+    from ferembed.runs import evaluate_run
 
     t0 = time.perf_counter()
     split = make_split(n)
@@ -162,7 +164,7 @@ def main() -> None:
         else:
             tmp = Path(tempfile.mkdtemp(prefix=f"ferembed-bench-{n}-"))
         try:
-            if (tmp / LOSSES[0][0] / "metrics.json").is_file():
+            if (tmp / LOSSES[0][0] / METRICS_FILE).is_file():
                 write_s = eval_s = float("nan")  # reused
             else:
                 write_s, eval_s = make_root(tmp, n, args.runs, args.dim)

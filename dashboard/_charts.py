@@ -99,7 +99,7 @@ def heatmap(
     return _layout(fig, title, height)
 
 
-def distance_histograms(hists: dict[str, dict], *, title: str, height: int = 360) -> go.Figure:
+def histogram_chart(hists: dict[str, dict], *, title: str, height: int = 360) -> go.Figure:
     """Intra-class (solid) and inter-class (dashed) distance distributions of several runs.
 
     Args:
@@ -160,7 +160,7 @@ def delta_bars(
     return _layout(fig, title, height)
 
 
-def projection(
+def projection_chart(
     panels: Sequence[dict],
     *,
     color_kind: str,

@@ -4,12 +4,18 @@ Every file the dashboard reads goes through here, and every path is first resolv
 followed, ``..`` collapsed) and checked to lie inside the runs root; a path that does not is
 refused with :class:`OutsideRootError`.
 
+The dashboard only loads and draws: every file and column name of a run, every read and every
+computation is ``ferembed.runs`` / ``ferembed.metrics``' (``Run.load_metrics``,
+``Run.load_per_sample``, ``evaluate_run``, ``project_run``, ``compare_runs``); this module caches
+their results for the pages. Per-sample annotations for plots are in ``_samples``.
+
 Caching: loaded runs (memory-mapped arrays) and FAISS indexes are ``st.cache_resource`` (shared,
-never copied); metrics, tables, projections and comparisons are ``st.cache_data``. Cached
-functions take plain strings plus a *stamp* (the mtime of the file they depend on), so a run or a
-metrics.json that is rewritten is reloaded, and take the loaded ``Run`` as an underscore argument
-that Streamlit does not hash. Nothing else is global: the selection lives in each browser tab's
-session state, so several tabs work independently.
+never copied); metrics, tables, projections and comparisons are ``st.cache_data`` (projections
+and comparisons also on disk, by ``ferembed.runs.cache``). Cached functions take plain strings
+plus a *stamp* (the mtime of the file they depend on), so a run or a metrics.json that is
+rewritten is reloaded, and take the loaded ``Run`` as an underscore argument that Streamlit does
+not hash. Nothing else is global: the selection lives in each browser tab's session state, so
+several tabs work independently.
 """
 
 from __future__ import annotations
@@ -28,7 +34,20 @@ import streamlit as st
 
 from ferembed import projection as _projection
 from ferembed.errors import FerembedError
-from ferembed.runs import Run, find_runs, load_run
+from ferembed.metrics.catalog import title as metric_title
+from ferembed.runs import (
+    RUN_FILE,
+    RUN_FILES,
+    Run,
+    compare_runs,
+    evaluate_run,
+    find_runs,
+    is_comparison_cached,
+    is_run_dir,
+    load_run,
+    project_run,
+    projection_cache_path,
+)
 
 RUNS_ENV = "FEREMBED_RUNS"
 #: Session-state key of the sidebar's run multiselect (relative run paths).
@@ -36,20 +55,20 @@ SELECTED_KEY = "selected_runs"
 #: Runs selected by default when the app opens.
 DEFAULT_SELECTED = 6
 
-#: Headline metrics shown in the runs table: (metrics.json key, column title).
-HEADLINE: tuple[tuple[str, str], ...] = (
-    ("precision_at_1", "P@1"),
-    ("map_at_r", "MAP@R"),
-    ("r_precision", "R-Prec"),
-    ("knn_accuracy", "kNN acc"),
-    ("accuracy", "Acc"),
-    ("macro_f1", "Macro-F1"),
-    ("silhouette", "Silhouette"),
-    ("nmi", "NMI"),
-    ("compactness", "Compactness"),
-    ("class_separation", "Separation"),
-    ("fisher_ratio", "Fisher"),
-    ("nc1", "NC1"),
+#: Headline metrics shown in the runs table and the Compare page (titles from the catalog).
+TABLE_METRICS: tuple[str, ...] = (
+    "precision_at_1",
+    "map_at_r",
+    "r_precision",
+    "knn_accuracy",
+    "accuracy",
+    "macro_f1",
+    "silhouette",
+    "nmi",
+    "compactness",
+    "class_separation",
+    "fisher_ratio",
+    "nc1",
 )
 
 
@@ -104,19 +123,6 @@ def _stamp(path: Path) -> int:
         return os.stat(path).st_mtime_ns
     except OSError:
         return -1
-
-
-#: The files that make a run (not metrics.json / per_sample.parquet / cache/, which the dashboard
-#: and ferembed evaluate write without changing the run itself).
-RUN_FILES = (
-    "run.json",
-    "embeddings.npy",
-    "samples.parquet",
-    "logits.npy",
-    "thumbs.npy",
-    "head_weight.npy",
-    "head_bias.npy",
-)
 
 
 def _run_stamp(path: Path) -> tuple[int, ...]:
@@ -184,8 +190,8 @@ def load_entry(root: Path, rel: str) -> RunEntry:
     """
     path = resolve_inside(root, rel)
     rel = relative(root, path)
-    if not (path / "run.json").is_file():
-        return RunEntry(rel, None, f"{rel}: not a run directory (no run.json)")
+    if not is_run_dir(path):
+        return RunEntry(rel, None, f"{rel}: not a run directory (no {RUN_FILE})")
     got = _load(str(path), _run_stamp(path))
     if isinstance(got, str):
         return RunEntry(rel, None, got)
@@ -255,21 +261,23 @@ def metrics(run: Run) -> dict[str, Any] | None:
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _per_sample(path: str, stamp: int, _run: Run) -> pd.DataFrame | None:
-    del stamp
-    try:
-        df = pd.read_parquet(Path(path) / "per_sample.parquet")
-    except Exception:  # absent or unreadable: pages fall back to what samples.parquet has
-        return None
-    if "sample_id" not in df.columns:
-        return None
-    df = df.assign(sample_id=df["sample_id"].astype(str)).drop_duplicates("sample_id")
-    ids = _run.samples["sample_id"].astype(str)
-    return df.set_index("sample_id").reindex(ids).reset_index()
+    del path, stamp
+    return _run.load_per_sample()
 
 
 def per_sample(run: Run) -> pd.DataFrame | None:
-    """per_sample.parquet reindexed to the run's rows (by sample_id), or None when absent."""
-    return _per_sample(run_key(run), _stamp(run.path / "per_sample.parquet"), run)
+    """``Run.load_per_sample()`` (aligned to the run's rows), cached; None when absent."""
+    return _per_sample(run_key(run), _stamp(run.per_sample_path), run)
+
+
+def manifest_stamp(run: Run) -> int:
+    """Change marker of the run's manifest (a rewritten run is a new one)."""
+    return _stamp(run.manifest_path)
+
+
+def per_sample_stamp(run: Run) -> int:
+    """Change marker of the run's per-sample scores."""
+    return _stamp(run.per_sample_path)
 
 
 def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
@@ -282,11 +290,11 @@ def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
         m = metrics(e.run) or {}
         ci = m.get("ci") or {}
         row["metrics"] = "yes" if m else "missing"
-        for key, title in HEADLINE:
+        for key in TABLE_METRICS:
             val = m.get(key)
-            row[title] = float(val) if isinstance(val, (int, float)) else np.nan
+            row[metric_title(key)] = float(val) if isinstance(val, (int, float)) else np.nan
             lo_hi = ci.get(key)
-            row[f"{title} CI"] = (
+            row[f"{metric_title(key)} CI"] = (
                 f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
                 if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2 and None not in lo_hi
                 else ""
@@ -295,13 +303,9 @@ def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def evaluate(run: Run) -> dict[str, Any]:
-    """Compute and write the run's metrics.json / per_sample.parquet (ferembed.metrics)."""
-    try:
-        from ferembed.metrics import evaluate_run
-    except ImportError:  # the package may not re-export it
-        from ferembed.metrics.evaluate import evaluate_run
-
+def evaluate_now(run: Run) -> dict[str, Any]:
+    """Compute and write the run's metrics and per-sample scores (``ferembed.runs.evaluate_run``);
+    the stamps in the cache keys then reload them."""
     return evaluate_run(run)
 
 
@@ -313,7 +317,7 @@ def evaluate(run: Run) -> dict[str, Any]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _project(path: str, stamp: int, params: tuple, _run: Run) -> _projection.Projection:
     del path, stamp
-    return _projection.project_run(_run, **dict(params))
+    return project_run(_run, **dict(params))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -322,21 +326,21 @@ def _align(keys: tuple, _projs: list, _ids: list) -> list[_projection.Projection
     return _projection.align_projections(_projs, _ids)
 
 
-def projection(run: Run, **params: Any) -> _projection.Projection:
-    """One run's projection (cached in memory, and on disk by ferembed.projection)."""
-    return _project(run_key(run), _stamp(run.path / "run.json"), tuple(sorted(params.items())), run)
+def projection_for(run: Run, **params: Any) -> _projection.Projection:
+    """One run's projection (cached in memory, and on disk by ``ferembed.runs.project_run``)."""
+    return _project(run_key(run), manifest_stamp(run), tuple(sorted(params.items())), run)
 
 
 def is_projection_cached(run: Run, **params: Any) -> bool:
     """Whether the projection is on disk already (the page then skips the "computing" notice)."""
-    return _projection.cache_path(run, **params).is_file()
+    return projection_cache_path(run, **params).is_file()
 
 
 def align(runs: list[Run], projs: list[_projection.Projection]) -> list[_projection.Projection]:
     """Procrustes-align the projections onto the first run's (cached)."""
     ids = [sample_ids(r)[p.indices] for r, p in zip(runs, projs, strict=True)]
     keys = tuple(
-        (run_key(r), _stamp(r.path / "run.json"), tuple(sorted(p.params.items())))
+        (run_key(r), manifest_stamp(r), tuple(sorted(p.params.items())))
         for r, p in zip(runs, projs, strict=True)
     )
     return _align(keys, projs, ids)
@@ -350,7 +354,7 @@ def _sample_ids(path: str, stamp: int, _run: Run) -> np.ndarray:
 
 def sample_ids(run: Run) -> np.ndarray:
     """(N,) str sample ids of the run."""
-    return _sample_ids(run_key(run), _stamp(run.path / "run.json"), run)
+    return _sample_ids(run_key(run), manifest_stamp(run), run)
 
 
 @st.cache_resource(max_entries=64, show_spinner=False)
@@ -364,7 +368,7 @@ def _id_index(path: str, stamp: int, _run: Run) -> tuple[pd.Index, np.ndarray]:
 
 def rows_of(run: Run, ids) -> np.ndarray:
     """(len(ids),) int64 rows of these sample ids in the run, -1 where absent."""
-    index, rows = _id_index(run_key(run), _stamp(run.path / "run.json"), run)
+    index, rows = _id_index(run_key(run), manifest_stamp(run), run)
     pos = index.get_indexer([str(s) for s in ids])
     return np.where(pos >= 0, rows[pos], -1).astype(np.int64)
 
@@ -385,7 +389,7 @@ def _index(path: str, stamp: int, _run: Run):
 
 def neighbours(run: Run, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest other samples of ``row`` (exact FAISS search): (rows, distances)."""
-    index = _index(run_key(run), _stamp(run.path / "run.json"), run)
+    index = _index(run_key(run), manifest_stamp(run), run)
     knn = index.search(np.asarray(run.embeddings[[row]]), k, query_ids=np.array([row]))
     keep = knn.indices[0] >= 0
     return knn.indices[0][keep], knn.distances[0][keep]
@@ -400,63 +404,25 @@ COMPARE_OPTIONS = {"k": 10, "n_boot": 1000, "seed": 0}
 COMPARE_CONFIRM_N = 20_000
 
 
-def _compare_ident(a: Run, b: Run) -> tuple[dict[str, Any], Path]:
-    """Identity of a comparison and its on-disk cache file (in A's cache/)."""
-    import hashlib
-    import json
-
-    ident = {
-        "a": [str(a.path), a.manifest.get("created"), a.n],
-        "b": [str(b.path), b.manifest.get("created"), b.n],
-        "options": COMPARE_OPTIONS,
-        "version": 1,
-    }
-    digest = hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-    return ident, a.cache_dir / f"compare-{digest}.json"
-
-
-def _read_compare(a: Run, b: Run) -> dict[str, Any] | None:
-    import json
-
-    ident, path = _compare_ident(a, b)
-    try:
-        cached = json.loads(path.read_text())
-        return cached["result"] if cached.get("ident") == ident else None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None
-
-
 @st.cache_data(max_entries=32, show_spinner=False)
 def _compare(key_a: tuple, key_b: tuple, _a: Run, _b: Run) -> dict[str, Any]:
     """compare_runs(a, b), also cached on disk in A's cache/ (it needs an exact kNN search of
     both runs: minutes at 100k samples) keyed by both runs' identity and the options."""
-    import json
-
-    from ferembed import _io
-    from ferembed.metrics.compare import compare_runs
-
     del key_a, key_b
-    hit = _read_compare(_a, _b)
-    if hit is not None:
-        return hit
-    result = compare_runs(_a, _b, **COMPARE_OPTIONS)
-    ident, path = _compare_ident(_a, _b)
-    try:
-        _io.write_text(path, json.dumps({"ident": ident, "result": result}) + "\n")
-    except (OSError, ValueError):  # read-only root or a non-JSON value: keep it in memory only
-        pass
-    return result
+    return compare_runs(_a, _b, cache=True, **COMPARE_OPTIONS)
 
 
 def compare_ready(run_a: Run, run_b: Run) -> bool:
     """Whether the comparison is cheap now: cached on disk, or small runs."""
-    return max(run_a.n, run_b.n) <= COMPARE_CONFIRM_N or _read_compare(run_a, run_b) is not None
+    return max(run_a.n, run_b.n) <= COMPARE_CONFIRM_N or is_comparison_cached(
+        run_a, run_b, **COMPARE_OPTIONS
+    )
 
 
 def compare(run_a: Run, run_b: Run) -> dict[str, Any]:
-    """``ferembed.metrics.compare.compare_runs(a, b)`` (B - A), cached in memory and on disk."""
-    key_a = (run_key(run_a), _stamp(run_a.path / "run.json"))
-    key_b = (run_key(run_b), _stamp(run_b.path / "run.json"))
+    """``ferembed.runs.compare_runs(a, b)`` (B - A), cached in memory and on disk."""
+    key_a = (run_key(run_a), manifest_stamp(run_a))
+    key_b = (run_key(run_b), manifest_stamp(run_b))
     return _compare(key_a, key_b, run_a, run_b)
 
 
@@ -478,7 +444,7 @@ def collected_metrics(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 EXPORT_FORMATS = {
     "csv": ("metrics.csv", "text/csv"),
-    "json": ("metrics.json", "application/json"),
+    "json": ("metrics.json", "application/json"),  # the export's name, not the run's file
     "parquet": ("metrics.parquet", "application/octet-stream"),
     "html": ("report.html", "text/html"),
 }
@@ -501,112 +467,3 @@ def export_bytes(runs: list[Run], fmt: str) -> bytes:
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {sorted(EXPORT_FORMATS)}, got {fmt!r}")
     return _export(_metric_keys(runs), fmt)
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-sample annotations (labels, predictions, correctness, noise) for plots and tables
-# ---------------------------------------------------------------------------------------------
-
-COLOR_BY = {
-    "label": "Label",
-    "pred": "Prediction",
-    "correct": "Correctness",
-    "subject": "Subject",
-    "noise": "Label-noise score",
-}
-#: per_sample.parquet columns holding the kNN prediction / label-noise score (first found wins).
-KNN_PRED_COLUMNS = ("knn_pred", "knn_prediction", "pred_knn")
-NOISE_COLUMNS = ("knn_disagreement", "label_disagreement", "knn_label_disagreement", "noise_score")
-
-
-def predictions(run: Run) -> tuple[np.ndarray, str]:
-    """(N,) predicted class per sample and its source: ``"head"``, ``"kNN"`` or ``"none"``.
-
-    The head's argmax comes from samples.parquet; without a head the kNN vote is read from
-    per_sample.parquet (written by ferembed.metrics). -1 where there is no prediction.
-    """
-    pred = run.samples["pred"].to_numpy(dtype=np.int64)
-    if (pred >= 0).any():
-        return pred, "head"
-    ps = per_sample(run)
-    if ps is not None:
-        for col in KNN_PRED_COLUMNS:
-            if col in ps.columns:
-                return ps[col].fillna(-1).to_numpy(dtype=np.int64), "kNN"
-    return pred, "none"
-
-
-def noise_score(run: Run) -> np.ndarray | None:
-    """(N,) label-noise score (kNN label disagreement, per_sample.parquet), or None."""
-    ps = per_sample(run)
-    if ps is None:
-        return None
-    for col in NOISE_COLUMNS:
-        if col in ps.columns:
-            return ps[col].to_numpy(dtype=float)
-    return None
-
-
-def annotations(run: Run) -> pd.DataFrame:
-    """Per-sample table for plots and face captions: sample_id, label, pred, correct, subject,
-    noise (N rows, the run's order)."""
-    key = (run_key(run), _stamp(run.path / "run.json"), _stamp(run.path / "per_sample.parquet"))
-    return _annotations(key, run)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _annotations(key: tuple, _run: Run) -> pd.DataFrame:
-    del key
-    names = np.asarray(_run.class_names + ["-"], dtype=object)  # index -1 -> "-"
-    pred, source = predictions(_run)
-    labels = _run.labels
-    noise = noise_score(_run)
-    s = _run.samples
-    return pd.DataFrame(
-        {
-            "sample_id": s["sample_id"].astype(str).to_numpy(),
-            "label": names[labels],
-            "pred": names[pred],
-            "pred_source": source,
-            "correct": np.where(
-                pred < 0, "no prediction", np.where(pred == labels, "correct", "wrong")
-            ),
-            "subject": s["subject"].astype(str).replace("", "-").to_numpy(),
-            "noise": noise if noise is not None else np.full(len(s), np.nan),
-        }
-    )
-
-
-def projection_panel(run: Run, proj: _projection.Projection, color_by: str, i: int) -> dict:
-    """The data of one run's subplot for ``_charts.projection`` (cached; see there)."""
-    key = (
-        run_key(run),
-        _stamp(run.path / "run.json"),
-        _stamp(run.path / "per_sample.parquet"),
-        tuple(sorted(proj.params.items())),
-        proj.aligned_to,
-    )
-    return _projection_panel(key, color_by, i, run, proj)
-
-
-@st.cache_data(max_entries=64, show_spinner=False)
-def _projection_panel(
-    key: tuple, color_by: str, i: int, _run: Run, _proj: _projection.Projection
-) -> dict:
-    del key
-    ann = annotations(_run).iloc[_proj.indices]
-    # Hover text is most of the figure's bytes: keep it short, with subject / score only when
-    # they are what the points are coloured by.
-    hover = ann["sample_id"] + "<br>" + ann["label"] + " → " + ann["pred"]
-    if color_by == "subject":
-        hover = hover + "<br>subject " + ann["subject"]
-    if color_by == "noise":
-        hover = hover + "<br>noise " + ann["noise"].round(2).astype(str)
-    color = ann["noise"].to_numpy() if color_by == "noise" else ann[color_by].to_numpy()
-    return {
-        "title": _run.name,
-        "coords": _proj.coords,
-        "color": color,
-        "hover": hover.to_numpy(),
-        "customdata": np.stack([np.full(_proj.n_shown, i), _proj.indices], axis=1),
-    }

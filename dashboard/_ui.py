@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import _data
 from ferembed import _thumbs
-from ferembed.runs import Run
+from ferembed.runs import THUMBS_FILE, Run
 
 #: Pixels of a face tile in grids (thumbnails are upscaled by whole pixels to about this size).
 FACE_PX = 96
@@ -52,7 +52,7 @@ def display_names(runs: Sequence[Run]) -> list[str]:
 
 
 def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
-    """``{run key: metrics.json}`` for the runs that have it; offers to compute the others."""
+    """``{run key: metrics}`` for the runs that have them; offers to compute the others."""
     have = {}
     missing = []
     for r in runs:
@@ -71,13 +71,13 @@ def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
 
 
 def compute_metrics(runs: Sequence[Run]) -> list[str]:
-    """Run ferembed.metrics.evaluate_run on each run with a progress bar; returns error lines."""
+    """Run ferembed.runs.evaluate_run on each run with a progress bar; returns error lines."""
     errors = []
     bar = st.progress(0.0, text="Computing metrics...")
     for i, r in enumerate(runs):
         bar.progress(i / len(runs), text=f"Computing metrics for {r.name} ({i + 1}/{len(runs)})")
         try:
-            _data.evaluate(r)
+            _data.evaluate_now(r)
         except Exception as exc:  # one failing run must not stop the others
             errors.append(f"{r.name}: {type(exc).__name__}: {exc}")
     bar.progress(1.0, text=f"Computed metrics for {len(runs) - len(errors)} run(s)")
@@ -99,7 +99,7 @@ def face_grid(
         return
     thumbs = run.thumbs
     if thumbs is None:
-        st.caption(f"{run.name} has no thumbnails (thumbs.npy); showing ids only.")
+        st.caption(f"{run.name} has no thumbnails ({THUMBS_FILE}); showing ids only.")
         st.write(", ".join(captions))
         return
     st.image([face_tile(thumbs[int(r)]) for r in rows], caption=list(captions), width=width)

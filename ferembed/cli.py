@@ -172,8 +172,8 @@ def cmd_import(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from ferembed.metrics import evaluate_run
     from ferembed.metrics.summary import format_summary
+    from ferembed.runs import evaluate_run
 
     for run_dir in args.runs:
         kw = {}
@@ -197,8 +197,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from ferembed.metrics.compare import compare_runs, format_comparison
-    from ferembed.runs import load_run
+    from ferembed.runs import compare_runs, format_comparison, load_run
 
     result = compare_runs(
         load_run(args.run_a), load_run(args.run_b), distance=args.distance, k=args.k

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from ferembed import _format
 from ferembed.errors import FerembedError
 
 
@@ -40,9 +41,7 @@ def run_demo(
     port: int = 8501,
     quick_epochs: int = 3,
 ) -> int:
-    from ferembed.metrics import evaluate_run
-    from ferembed.runs import load_run
-    from ferembed.runs.embed import embed_checkpoint
+    from ferembed.runs import embed_and_evaluate, evaluate_run, load_run, project_run
 
     t0 = time.perf_counter()
     if fer2013:
@@ -77,8 +76,11 @@ def run_demo(
     for card in cards:
         method = card.stem
         run_dir = runs / f"{dataset}-{method}"
-        if not _up_to_date(run_dir, card):
-            embed_checkpoint(
+        if _up_to_date(run_dir, card):
+            # A re-embedded run is a new directory, so an existing metrics.json is for this run.
+            metrics = load_run(run_dir).load_metrics() or evaluate_run(run_dir)
+        else:
+            metrics = embed_and_evaluate(
                 card,
                 dataset=dataset,
                 root=root,
@@ -90,8 +92,6 @@ def run_demo(
                 command=f"ferembed embed --checkpoint {card} --dataset {dataset} "
                 f"--split test --out {run_dir}",
             )
-        # A re-embedded run is a new directory, so an existing metrics.json is for this run.
-        metrics = load_run(run_dir).load_metrics() or evaluate_run(run_dir)
         rows.append((method, metrics))
         print(
             f"demo: {run_dir.name:28s} head acc {_pct(metrics.get('head_accuracy'))}  "
@@ -100,8 +100,6 @@ def run_demo(
             file=sys.stderr,
         )
     # Cache the UMAP projections now (the dashboard's defaults), so Projection opens at once.
-    from ferembed.projection import project_run
-
     for method, _ in rows:
         project_run(runs / f"{dataset}-{method}")
     print(
@@ -116,8 +114,8 @@ def run_demo(
 
 
 def _pct(v) -> str:
-    return "  n/a " if v is None else f"{100 * v:5.1f}%"
+    return _format.number(v, "5.1f", percent=True, percent_sign=True, missing="  n/a ")
 
 
 def _f(v) -> str:
-    return " n/a " if v is None else f"{v:.3f}"
+    return _format.number(v, ".3f", missing=" n/a ")

@@ -57,9 +57,8 @@ def train_kfold(
         ConfigError: a validation split (it would select epochs on held-out data) or a fold out
             of range.
     """
-    from ferembed.metrics import evaluate_run
     from ferembed.models.checkpoint import load_sidecar
-    from ferembed.runs.embed import embed_checkpoint
+    from ferembed.runs import embed_and_evaluate
     from ferembed.training import apply_overrides, train
 
     if config.val_split is not None:
@@ -82,8 +81,7 @@ def train_kfold(
         fold_dir = out / f"fold-{fold}"
         cfg = apply_overrides(config, {"fold": fold, "num_folds": num_folds, "out": str(fold_dir)})
         result = train(cfg, progress=progress, resume=True, command=command or None)
-        run_dir = fold_dir / "run-test"
-        embed_checkpoint(
+        metrics = embed_and_evaluate(
             result.best_checkpoint,
             dataset=cfg.dataset,
             root=cfg.root,
@@ -91,13 +89,12 @@ def train_kfold(
             fold=fold,
             num_folds=num_folds,
             dataset_kwargs=dict(cfg.dataset_kwargs),
-            out=run_dir,
+            out=fold_dir / "run-test",
             device=cfg.device,
             overwrite=True,
             progress=False,
             name=f"{cfg.dataset}-fold{fold}",
         )
-        metrics = evaluate_run(run_dir)
         conf = (metrics.get("confusion") or {}).get("head") or {}
         counts = np.asarray(conf.get("counts", []), dtype=np.int64)
         if counts.size:

@@ -1,11 +1,14 @@
-"""2-D / 3-D projections of embedding runs (UMAP, or PCA as a fast fallback), aligned across runs.
+"""2-D / 3-D projections of embeddings (UMAP, or PCA as a fast fallback), aligned across runs.
+
+The array math lives here; ``ferembed.runs.project_run`` / ``project_runs`` apply it to run
+directories and cache the results in each run's ``cache/``.
 
 Each run is projected on its own: runs of different losses live in unrelated spaces (often of
 different dimension), so one reducer fitted on their union would mean nothing. To make "the same
 face sits in a comparable place" true across runs, every projection after the first is
 Procrustes-aligned (rotation/reflection, uniform scale, translation) onto the first one, using the
 samples the two share (paired by ``sample_id``). Alignment is cheap and done at load time; the
-expensive per-run projection is cached on disk under ``RUN_DIR/cache/`` keyed by its parameters,
+expensive per-run projection is cached on disk (``ferembed.runs.cache``) keyed by its parameters,
 so adding a run to a comparison never recomputes the others.
 
 Large runs are projected on a stratified sample (classes keep their proportions, every class is
@@ -16,24 +19,15 @@ so runs of the same dataset split show the same faces even if their rows are ord
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ferembed import _io
-from ferembed.runs.format import Run, load_run
-
-log = logging.getLogger(__name__)
-
 METHODS = ("umap", "pca")
 #: Bump when the way coordinates are computed changes, so stale caches are not reused.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: Default number of points shown per run; larger runs are sampled. 5k points per run keep the
 #: structure visible, UMAP at a few seconds per run on two CPU cores, and a page of several runs'
 #: scatters quick to redraw in the browser.
@@ -127,8 +121,10 @@ def sample_rows(
     return np.sort(np.concatenate(picked)).astype(np.int64)
 
 
-def _reduce(x: np.ndarray, *, method: str, dim: int, n_neighbors: int, min_dist: float, seed: int):
-    """(M, D) -> (M, dim) float32 coordinates."""
+def reduce_embeddings(
+    x: np.ndarray, *, method: str, dim: int, n_neighbors: int, min_dist: float, seed: int
+) -> np.ndarray:
+    """(M, D) -> (M, dim) float32 coordinates by UMAP or PCA."""
     if x.shape[0] <= dim + 1:
         # Too few points for UMAP's spectral init (or a meaningful PCA): spread them on a line.
         out = np.zeros((x.shape[0], dim), np.float32)
@@ -175,29 +171,7 @@ def _reduce(x: np.ndarray, *, method: str, dim: int, n_neighbors: int, min_dist:
         return reducer.fit_transform(x).astype(np.float32)
 
 
-def _cache_key(run: Run, params: dict[str, Any]) -> str:
-    ident = {
-        "params": params,
-        "version": CACHE_VERSION,
-        # A rewritten run (write_run(overwrite=True)) replaces the directory, cache included;
-        # the creation stamp guards against a cache copied in from elsewhere.
-        "created": run.manifest.get("created"),
-        "n": run.n,
-        "dim": run.dim,
-    }
-    return hashlib.sha256(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def cache_path(run: Run, **params: Any) -> Path:
-    """Where :func:`project_run` caches a projection with these parameters."""
-    return _cache_file(run, _params(**params))
-
-
-def _cache_file(run: Run, p: dict[str, Any]) -> Path:
-    return run.cache_dir / f"projection-{p['method']}-{p['dim']}d-{_cache_key(run, p)}.npz"
-
-
-def _params(
+def projection_params(
     *,
     dim: int = 2,
     method: str = "umap",
@@ -206,6 +180,11 @@ def _params(
     min_dist: float = 0.1,
     seed: int = 0,
 ) -> dict[str, Any]:
+    """The checked, normalised projection parameters (the cache key's ``params``).
+
+    Raises:
+        ValueError: naming the bad parameter and its valid range.
+    """
     if dim not in (2, 3):
         raise ValueError(f"dim must be 2 or 3, got {dim!r}")
     if method not in METHODS:
@@ -226,82 +205,42 @@ def _params(
     }
 
 
-def _read_cache(path: Path, params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray] | None:
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if json.loads(str(z["params"])) != params:
-                return None
-            return z["indices"].astype(np.int64), z["coords"].astype(np.float32)
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # a truncated or foreign file: recompute rather than fail
-        log.warning("ignoring unreadable projection cache %s (%s)", path, exc)
-        return None
-
-
-def _write_cache(path: Path, params: dict[str, Any], indices: np.ndarray, coords: np.ndarray):
-    try:
-        with _io.atomic_path(path) as tmp, open(tmp, "wb") as fh:
-            np.savez(fh, indices=indices, coords=coords, params=np.array(json.dumps(params)))
-    except OSError as exc:  # a read-only runs root still gets projections, just not cached ones
-        log.warning("could not cache projection in %s (%s)", path, exc)
-
-
-def project_run(
-    run: Run | str | os.PathLike,
+def project_embeddings(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    sample_ids: Sequence[str],
     *,
-    dim: int = 2,
-    method: str = "umap",
-    max_points: int = DEFAULT_MAX_POINTS,
-    n_neighbors: int = 15,
-    min_dist: float = 0.1,
-    seed: int = 0,
-    cache: bool = True,
-) -> Projection:
-    """Project one run (or a stratified sample of it) to ``dim`` dimensions.
+    distance: str,
+    params: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Project (a stratified sample of) one set of embeddings.
 
-    Cosine runs are L2-normalised first, so UMAP's Euclidean neighbourhoods follow cosine distance.
-    UMAP gets an exact kNN graph (``ferembed.metrics._knn``) instead of searching its own.
-    With ``cache`` the result is read from / written to ``RUN_DIR/cache/`` (atomically).
+    Cosine embeddings are L2-normalised first, so UMAP's Euclidean neighbourhoods follow cosine
+    distance. UMAP gets an exact kNN graph (``ferembed.metrics._knn``) instead of searching its own.
 
     Args:
-        run: a loaded :class:`~ferembed.runs.Run` or a run directory.
-        dim: 2 or 3.
-        method: ``"umap"`` or ``"pca"`` (instant, linear; for quick looks and tests).
-        max_points: runs larger than this are sampled (:func:`sample_rows`).
-        n_neighbors, min_dist: UMAP parameters (ignored by PCA but part of the cache key).
-        seed: seeds both the sample and UMAP.
-        cache: read and write the on-disk cache.
+        embeddings: (N, D) float embeddings (memory-mapped is fine: only the sample is read).
+        labels: (N,) int labels (the sample is stratified by them).
+        sample_ids: (N,) ids (the sample is chosen by their seeded hash, :func:`sample_rows`).
+        distance: ``"cosine"`` or ``"euclidean"``.
+        params: the checked parameters of :func:`projection_params`.
 
     Returns:
-        :class:`Projection` (not aligned).
+        ``(indices (M,) int64 sorted rows, coords (M, dim) float32)``.
     """
-    if not isinstance(run, Run):
-        run = load_run(run)
-    params = _params(
-        dim=dim,
-        method=method,
-        max_points=max_points,
-        n_neighbors=n_neighbors,
-        min_dist=min_dist,
-        seed=seed,
+    indices = sample_rows(sample_ids, labels, params["max_points"], seed=params["seed"])
+    x = np.asarray(embeddings[indices], dtype=np.float32)
+    if distance == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    coords = reduce_embeddings(
+        x,
+        method=params["method"],
+        dim=params["dim"],
+        n_neighbors=params["n_neighbors"],
+        min_dist=params["min_dist"],
+        seed=params["seed"],
     )
-    path = _cache_file(run, params)
-    hit = _read_cache(path, params) if cache else None
-    if hit is not None:
-        indices, coords = hit
-    else:
-        sample_ids = run.samples["sample_id"].astype(str).tolist()
-        indices = sample_rows(sample_ids, run.labels, params["max_points"], seed=seed)
-        x = np.asarray(run.embeddings[indices], dtype=np.float32)
-        if run.distance == "cosine":
-            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        coords = _reduce(
-            x, method=method, dim=dim, n_neighbors=n_neighbors, min_dist=min_dist, seed=seed
-        )
-        if cache:
-            _write_cache(path, params, indices, coords)
-    return Projection(run=run.name, indices=indices, coords=coords, n_total=run.n, params=params)
+    return indices, coords
 
 
 def procrustes(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
@@ -374,14 +313,3 @@ def align_projections(
             )
         )
     return out
-
-
-def project_runs(runs: Sequence[Run | str | os.PathLike], **kwargs: Any) -> list[Projection]:
-    """:func:`project_run` for each run, then :func:`align_projections` onto the first."""
-    loaded = [r if isinstance(r, Run) else load_run(r) for r in runs]
-    projections = [project_run(r, **kwargs) for r in loaded]
-    ids = [
-        r.samples["sample_id"].to_numpy(dtype=str)[p.indices]
-        for r, p in zip(loaded, projections, strict=True)
-    ]
-    return align_projections(projections, ids)

@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ferembed import _io
+from ferembed import _format, _io
 from ferembed.errors import FerembedError
 
 #: The seed methods: TrainConfig overrides on top of the shared budget. One backbone for all but
@@ -127,23 +127,20 @@ def write_card(
     Everything on the card comes from the checkpoint's sidecar and this fresh evaluation, so
     running it again on a shipped checkpoint checks the card.
     """
-    from ferembed.metrics import evaluate_run
-    from ferembed.runs.embed import embed_checkpoint
+    from ferembed.runs import embed_and_evaluate
 
     out = Path(out)
     work = Path(work) if work else Path(".cache") / "zoo" / dataset
-    run_dir = work / f"run-{test_split}" / name
-    embed_checkpoint(
+    metrics = embed_and_evaluate(
         out / f"{name}.json",
         dataset=dataset,
         root=root,
         split=test_split,
-        out=run_dir,
+        out=work / f"run-{test_split}" / name,
         overwrite=True,
         progress=progress,
         name=f"{dataset}-{name}",
     )
-    metrics = evaluate_run(run_dir)
     previous = out / f"{name}.card.json"
     if not command and previous.exists():  # a card rewrite keeps the training command
         command = json.loads(previous.read_text()).get("command", "")
@@ -239,17 +236,15 @@ def write_card(
 
 
 def _with_ci(v, ci) -> str:
-    if v is None:
-        return "n/a"
-    return f"{100 * v:.2f}%" + (f" [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]" if ci else "")
+    return _format.with_ci(v, ci, ".2f", percent=True, percent_sign=True)
 
 
 def _num(v) -> str:
-    return "n/a" if v is None else f"{v:.3f}"
+    return _format.number(v, ".3f")
 
 
 def _num_ci(v, ci) -> str:
-    return _num(v) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if v is not None and ci else "")
+    return _format.with_ci(v, ci, ".3f")
 
 
 def _write_index(out: Path, dataset: str) -> None:
@@ -276,4 +271,4 @@ def _write_index(out: Path, dataset: str) -> None:
 
 
 def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}%"
+    return _format.number(v, ".2f", percent=True, percent_sign=True)

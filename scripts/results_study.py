@@ -58,11 +58,11 @@ class Study:
         return self.work / "runs" / split / f"{method}-s{seed}"
 
     def embed_eval(self, checkpoint: Path, run: Path, dataset: str, root: str, split: str) -> dict:
-        from ferembed.metrics import evaluate_run
-        from ferembed.runs.embed import embed_checkpoint
+        from ferembed.runs import embed_and_evaluate, is_run_dir, load_run
 
-        if not (run / "metrics.json").exists():
-            embed_checkpoint(
+        metrics = load_run(run).load_metrics() if is_run_dir(run) else None
+        if metrics is None:
+            metrics = embed_and_evaluate(
                 checkpoint,
                 dataset=dataset,
                 root=root,
@@ -73,8 +73,7 @@ class Study:
                 progress=not self.quiet,
                 name=run.name,
             )
-            evaluate_run(run)
-        return json.loads((run / "metrics.json").read_text())
+        return metrics
 
     def sidecar(self, method: str) -> dict:
         return json.loads((self.ckpt / f"{method}.json").read_text())
@@ -137,7 +136,10 @@ class Study:
                 lock.rmdir()
 
     def stage_compare(self) -> None:
-        from ferembed.metrics.compare import compare_runs
+        from ferembed.runs import compare_runs, is_run_dir, load_run
+
+        def evaluated(run: Path) -> bool:
+            return is_run_dir(run) and load_run(run).metrics_path.exists()
 
         pairs = [(m, 0) for m in self.methods if m != "softmax"]
         pairs += [(m, s) for m in self.seeded_methods()[1:] for s in EXTRA_SEEDS]
@@ -147,11 +149,7 @@ class Study:
                 self.run_dir("fer2013-test", m, seed),
             )
             out = self.work / "compare" / f"{m}-s{seed}.json"
-            if (
-                out.exists()
-                or not (a / "metrics.json").exists()
-                or not (b / "metrics.json").exists()
-            ):
+            if out.exists() or not evaluated(a) or not evaluated(b):
                 continue
             _io.write_json(out, compare_runs(a, b))
 

@@ -1,4 +1,4 @@
-"""ferembed.projection: stratified sampling, Procrustes alignment, on-disk caching, UMAP."""
+"""ferembed.projection (arrays) and ferembed.runs.projection (runs): sampling, alignment, cache."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from ferembed import projection as P
 from ferembed.runs import load_run, make_samples, write_run
+from ferembed.runs import projection as RP
 
 CLASSES = ["a", "b", "c", "d"]
 
@@ -109,35 +110,35 @@ def test_align_leaves_unpaired_runs_alone():
 
 def test_project_run_pca_is_cached_on_disk(tmp_path, monkeypatch):
     run = _run(tmp_path / "r")
-    p = P.project_run(run, method="pca", max_points=100)
+    p = RP.project_run(run, method="pca", max_points=100)
     assert p.coords.shape == (p.n_shown, 2) and p.sampled and p.n_total == 400
     assert 100 <= p.n_shown <= 104
-    path = P.cache_path(run, method="pca", max_points=100)
+    path = RP.projection_cache_path(run, method="pca", max_points=100)
     assert path.is_file() and path.parent == run.cache_dir
     assert not list(run.cache_dir.glob("*.tmp"))
 
     def boom(*args, **kwargs):
         raise AssertionError("recomputed despite the cache")
 
-    monkeypatch.setattr(P, "_reduce", boom)
-    again = P.project_run(run, method="pca", max_points=100)
+    monkeypatch.setattr(P, "reduce_embeddings", boom)
+    again = RP.project_run(run, method="pca", max_points=100)
     np.testing.assert_array_equal(again.indices, p.indices)
     np.testing.assert_array_equal(again.coords, p.coords)
     with pytest.raises(AssertionError, match="recomputed"):
-        P.project_run(run, method="pca", max_points=101)  # other parameters: other cache entry
+        RP.project_run(run, method="pca", max_points=101)  # other parameters: other cache entry
 
 
 def test_corrupt_cache_is_recomputed(tmp_path):
     run = _run(tmp_path / "r", n=60)
-    p = P.project_run(run, method="pca", dim=3)
-    P.cache_path(run, method="pca", dim=3).write_bytes(b"garbage")
-    q = P.project_run(run, method="pca", dim=3)
+    p = RP.project_run(run, method="pca", dim=3)
+    RP.projection_cache_path(run, method="pca", dim=3).write_bytes(b"garbage")
+    q = RP.project_run(run, method="pca", dim=3)
     np.testing.assert_allclose(q.coords, p.coords)
 
 
 def test_pca_projection_matches_numpy(tmp_path):
     run = _run(tmp_path / "r", n=80)
-    p = P.project_run(run, method="pca", cache=False)
+    p = RP.project_run(run, method="pca", cache=False)
     x = np.asarray(run.embeddings, float)
     x /= np.linalg.norm(x, axis=1, keepdims=True)  # cosine run: unit rows
     xc = x - x.mean(0)
@@ -152,7 +153,7 @@ def test_pca_projection_matches_numpy(tmp_path):
 def test_project_runs_aligns_the_same_samples_across_row_orders(tmp_path):
     a = _run(tmp_path / "a", n=200)
     b = _run(tmp_path / "b", n=200, order=np.random.default_rng(5).permutation(200))
-    pa, pb = P.project_runs([a, b], method="pca", max_points=80)
+    pa, pb = RP.project_runs([a, b], method="pca", max_points=80)
     ids_a = a.samples["sample_id"].to_numpy()[pa.indices]
     ids_b = b.samples["sample_id"].to_numpy()[pb.indices]
     assert set(ids_a) == set(ids_b)
@@ -175,13 +176,13 @@ def test_project_runs_aligns_the_same_samples_across_row_orders(tmp_path):
 def test_project_run_rejects_bad_parameters(tmp_path, kwargs, match):
     run = _run(tmp_path / "r", n=20)
     with pytest.raises(ValueError, match=match):
-        P.project_run(run, **kwargs)
+        RP.project_run(run, **kwargs)
 
 
 @pytest.mark.slow  # numba compiles UMAP on first use: ~15-40 s on two shared cores
 def test_umap_projection_separates_classes(tmp_path):
     run = _run(tmp_path / "r", n=240)
-    p = P.project_run(run, method="umap", dim=2, max_points=1000)
+    p = RP.project_run(run, method="umap", dim=2, max_points=1000)
     assert p.coords.shape == (240, 2) and np.isfinite(p.coords).all()
     labels = run.labels[p.indices]
     # Clusters this well separated stay separated: each point's nearest 2-D neighbour shares
@@ -189,4 +190,4 @@ def test_umap_projection_separates_classes(tmp_path):
     d = ((p.coords[:, None] - p.coords[None]) ** 2).sum(-1)
     np.fill_diagonal(d, np.inf)
     assert (labels[d.argmin(1)] == labels).mean() > 0.95
-    assert P.cache_path(run, method="umap", dim=2, max_points=1000).is_file()
+    assert RP.projection_cache_path(run, method="umap", dim=2, max_points=1000).is_file()

@@ -4,7 +4,10 @@ significance, per-class deltas, and the samples that flip between correct and wr
 import pandas as pd
 import streamlit as st
 
-from dashboard import _charts, _data, _ui
+from dashboard import _charts, _data, _samples, _ui
+from ferembed import _format
+from ferembed.metrics.catalog import title as metric_title
+from ferembed.runs import METRICS_FILE
 
 #: Faces shown per flip direction.
 MAX_FLIPS = 40
@@ -30,37 +33,24 @@ if not ibs:
 run_a = runs[ia]
 
 
-def fmt_ci(v, lo, hi, signed=False) -> str:
-    if v is None:
-        return "-"
-    s = f"{v:+.4f}" if signed else f"{v:.4f}"
-    return (
-        s
-        if lo is None or hi is None
-        else f"{s} [{lo:+.4f}, {hi:+.4f}]"
-        if signed
-        else (f"{s} [{lo:.4f}, {hi:.4f}]")
-    )
-
-
 # Headline metrics of every run from metrics.json (unpaired 95% bootstrap CIs).
 st.subheader("Metrics")
 have = {_data.run_key(r): _data.metrics(r) for r in [run_a] + [runs[i] for i in ibs]}
 shown = [run_a] + [runs[i] for i in ibs]
 rows = []
-for key, title in _data.HEADLINE:
-    row = {"metric": title}
+for key in _data.TABLE_METRICS:
+    row = {"metric": metric_title(key)}
     for r in shown:
         m = have[_data.run_key(r)] or {}
         v = m.get(key)
         lo_hi = (m.get("ci") or {}).get(key) or (None, None)
-        row[r.name] = fmt_ci(v, *lo_hi) if isinstance(v, (int, float)) else "-"
+        row[r.name] = _format.with_ci(v, lo_hi, ".4f", missing="-")
     rows.append(row)
 if any(have.values()):
-    st.caption("Headline metrics from each run's metrics.json, value [95% bootstrap CI].")
+    st.caption(f"Headline metrics from each run's {METRICS_FILE}, value [95% bootstrap CI].")
     st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_headline")
 else:
-    st.caption("No metrics.json yet for these runs (Runs page); paired tests below still work.")
+    st.caption(f"No {METRICS_FILE} yet for these runs (Runs page); paired tests below still work.")
 
 
 def draw_pair(run_b, ib: int) -> None:
@@ -139,8 +129,8 @@ def draw_pair(run_b, ib: int) -> None:
     )
 
     st.markdown("##### Flipped samples")
-    ann_a = _data.annotations(run_a)
-    pred_b = _data.annotations(run_b).set_index("sample_id")["pred"]
+    ann_a = _samples.annotations(run_a)
+    pred_b = _samples.annotations(run_b).set_index("sample_id")["pred"]
     for direction, title in (
         ("to_correct", f"wrong in {run_a.name} → correct in {run_b.name}"),
         ("to_wrong", f"correct in {run_a.name} → wrong in {run_b.name}"),

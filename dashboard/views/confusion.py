@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import _charts, _data, _ui
+from ferembed.runs import METRICS_FILE
 
 SOURCES = {"head": "Classifier head", "knn": "kNN vote", "centroid": "Nearest centroid"}
 
@@ -48,7 +49,7 @@ run_a = runs[idx_a]
 m_a = have[_data.run_key(run_a)]
 available = [s for s in SOURCES if (m_a.get("confusion") or {}).get(s)]
 if not available:
-    st.warning(f"{run_a.name}: metrics.json has no confusion matrices.")
+    st.warning(f"{run_a.name}: {METRICS_FILE} has no confusion matrices.")
     st.stop()
 with c2:
     source = st.radio(

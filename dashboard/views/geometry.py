@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import _charts, _data, _ui
+from ferembed.runs import METRICS_FILE
 
 st.title("Geometry")
 runs = _ui.require_runs(what="the geometry page")
@@ -67,7 +68,7 @@ def draw_centroids() -> None:
     for i, (name, mat, good) in enumerate(zip(names, mats, ok, strict=True)):
         with cols[i % len(cols)]:
             if not good:
-                st.info(f"{name}: no centroid distances in metrics.json")
+                st.info(f"{name}: no centroid distances in {METRICS_FILE}")
                 continue
             fig = _charts.heatmap(
                 mat, classes, title=name, zmin=0.0, zmax=vmax, colorscale="Blues",
@@ -86,7 +87,7 @@ def draw_histograms() -> None:
         st.info("No distance histograms in the metrics.")
         return
     st.plotly_chart(
-        _charts.distance_histograms(hists, title="Intra-class (solid) vs inter-class (dashed)"),
+        _charts.histogram_chart(hists, title="Intra-class (solid) vs inter-class (dashed)"),
         key="geom_hist",
     )
     st.dataframe(

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import _data, _ui
+from dashboard import _data, _samples, _ui
+from ferembed.runs import PER_SAMPLE_FILE
 
 #: Entries of the most-likely-mislabelled list.
 SUSPECTS = 24
@@ -12,7 +13,7 @@ SUSPECTS = 24
 st.title("Neighbours")
 runs = _ui.require_runs(what="the neighbours page")
 ref = runs[0]
-ann_ref = _data.annotations(ref)
+ann_ref = _samples.annotations(ref)
 
 c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
 mode = c1.radio(
@@ -29,7 +30,7 @@ if mode == "suspects":
     noise = ann_ref["noise"].to_numpy(dtype=float)
     if np.isnan(noise).all():
         st.info(
-            f"No label-noise scores for {ref.name} yet (per_sample.parquet): compute its "
+            f"No label-noise scores for {ref.name} yet ({PER_SAMPLE_FILE}): compute its "
             "metrics on the Runs page, or pick a sample by id."
         )
     else:
@@ -83,8 +84,8 @@ for run in runs:
         st.caption("This run has a single sample.")
         continue
     rows, dists = _data.neighbours(run, row, k_run)
-    ann = _data.annotations(run).iloc[rows]
-    own = _data.annotations(run).iloc[row]
+    ann = _samples.annotations(run).iloc[rows]
+    own = _samples.annotations(run).iloc[row]
     st.caption(
         f"pred: {own.pred} ({own.pred_source}) · "
         f"{int((ann['label'] == own.label).sum())}/{len(rows)} neighbours share the label "

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import _charts, _data, _ui
+from dashboard import _charts, _data, _samples, _ui
 from ferembed.projection import DEFAULT_MAX_POINTS
+from ferembed.runs import PER_SAMPLE_FILE
 
 #: 3-D scenes are one WebGL context each: cap them.
 MAX_3D_RUNS = 4
@@ -27,9 +28,8 @@ dim = c1.radio(
 method = c2.selectbox(
     "Method", ("umap", "pca"), format_func={"umap": "UMAP", "pca": "PCA"}.get, key="proj_method"
 )
-color_by = c3.selectbox(
-    "Colour by", list(_data.COLOR_BY), format_func=_data.COLOR_BY.get, key="proj_color"
-)
+choices = _samples.color_choices(runs)
+color_by = c3.selectbox("Colour by", list(choices), format_func=choices.get, key="proj_color")
 max_points = int(
     c4.number_input(
         "Max points per run",
@@ -50,10 +50,10 @@ params = {"dim": int(dim), "method": method, "max_points": max_points}
 projs = []
 for r in runs:
     if _data.is_projection_cached(r, **params):
-        projs.append(_data.projection(r, **params))
+        projs.append(_data.projection_for(r, **params))
     else:
         with st.spinner(f"Computing the {method.upper()} of {r.name} (once; cached in the run)..."):
-            projs.append(_data.projection(r, **params))
+            projs.append(_data.projection_for(r, **params))
 projs = _data.align(runs, projs)
 
 sampled = [(r, p) for r, p in zip(runs, projs, strict=True) if p.sampled]
@@ -75,19 +75,19 @@ if len(projs) > 1:
     )
 
 if color_by == "pred":
-    sources = {_data.predictions(r)[1] for r in runs}
+    sources = {_samples.predictions(r)[1] for r in runs}
     st.caption(f"Predictions from: {', '.join(sorted(sources))}.")
 panels = [
-    _data.projection_panel(r, p, color_by, i)
+    _samples.projection_panel(r, p, color_by, i)
     for i, (r, p) in enumerate(zip(runs, projs, strict=True))
 ]
 if color_by == "noise":
     scores = np.concatenate([np.asarray(p["color"], float) for p in panels])
     if np.isnan(scores).all():
         st.warning(
-            "No label-noise scores yet (per_sample.parquet): compute metrics on the Runs page."
+            f"No label-noise scores yet ({PER_SAMPLE_FILE}): compute metrics on the Runs page."
         )
-    fig = _charts.projection(
+    fig = _charts.projection_chart(
         panels,
         color_kind="continuous",
         dim=dim,
@@ -101,7 +101,7 @@ else:
         "pred": runs[0].class_names + ["-"],
         "correct": ["correct", "wrong", "no prediction"],
     }.get(color_by)
-    fig = _charts.projection(panels, color_kind="category", dim=dim, categories=order)
+    fig = _charts.projection_chart(panels, color_kind="category", dim=dim, categories=order)
 
 if dim == 2:
     event = st.plotly_chart(
@@ -129,7 +129,7 @@ if not picked:
     st.caption("Click a point, or draw a box / lasso (toolbar) on a 2-D chart, to list its faces.")
 for i, rows in sorted(picked.items()):
     run = runs[i]
-    ann = _data.annotations(run)
+    ann = _samples.annotations(run)
     rows = np.asarray(list(dict.fromkeys(rows)), dtype=np.int64)
     # Mistakes first: they are what one usually looks for in a cluster.
     rows = rows[np.argsort(ann["correct"].to_numpy()[rows] != "wrong", kind="stable")]

@@ -3,6 +3,8 @@
 import streamlit as st
 
 from dashboard import _data, _ui
+from ferembed.metrics.catalog import title as metric_title
+from ferembed.runs import METRICS_FILE
 
 root = _ui.root()
 st.title("Runs")
@@ -28,7 +30,7 @@ else:
         column_config={
             "N": st.column_config.NumberColumn(format="%d"),
             "D": st.column_config.NumberColumn(format="%d"),
-            **{title: number for _, title in _data.HEADLINE},
+            **{metric_title(key): number for key in _data.TABLE_METRICS},
         },
         key="runs_table",
     )
@@ -37,7 +39,7 @@ else:
     if missing:
         st.subheader("Missing metrics")
         st.write(
-            f"{len(missing)} run(s) have no metrics.json yet: "
+            f"{len(missing)} run(s) have no {METRICS_FILE} yet: "
             + ", ".join(f"`{r.name}`" for r in missing)
         )
         if st.button(f"Compute metrics for {len(missing)} run(s)", key="compute_missing"):

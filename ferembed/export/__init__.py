@@ -52,7 +52,7 @@ def export(
             * ``markdown``: summary table (metrics x runs, with intervals) and per-class tables;
             * ``html``: a self-contained offline report with figures (plotly.js inlined once).
         out: output file.
-        evaluate: compute a missing metrics.json with ``ferembed.metrics.evaluate_run``
+        evaluate: compute a missing metrics.json with ``ferembed.runs.evaluate_run``
             instead of failing.
         table: ``"long"`` or ``"wide"`` for csv/parquet.
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
 
 import pandas as pd
 
+from ferembed._format import adaptive
 from ferembed.export.tables import RunMetrics, _metric_order
 
 __all__ = ["render_html", "render_markdown"]
@@ -30,19 +30,10 @@ PER_CLASS_CHARTS = {
 _CONFUSION_TITLES = {"head": "classifier head", "knn": "kNN vote", "centroid": "nearest centroid"}
 
 
-def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "–"
-    v = float(v)
-    if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
-        return f"{v:.3g}"
-    return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.4f}"
-
-
 def _cell(row: pd.Series) -> str:
-    text = _fmt(row["value"])
+    text = adaptive(row["value"])
     if not (math.isnan(row["ci_low"]) or math.isnan(row["ci_high"])):
-        text += f" [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+        text += f" [{adaptive(row['ci_low'])}, {adaptive(row['ci_high'])}]"
     return text
 
 
@@ -73,7 +64,7 @@ def _md_table(df: pd.DataFrame, index_name: str) -> str:
     esc = [c.replace("|", "\\|") for c in cols]
     lines = ["| " + " | ".join(esc) + " |", "|" + "|".join(["---"] * len(cols)) + "|"]
     for idx, row in df.iterrows():
-        cells = [str(idx)] + [v if isinstance(v, str) else _fmt(v) for v in row.tolist()]
+        cells = [str(idx)] + [v if isinstance(v, str) else adaptive(v) for v in row.tolist()]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -111,7 +102,7 @@ def _html_table(df: pd.DataFrame, index_name: str) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [index_name, *df.columns])
     body = []
     for idx, row in df.iterrows():
-        cells = [v if isinstance(v, str) else _fmt(v) for v in row.tolist()]
+        cells = [v if isinstance(v, str) else adaptive(v) for v in row.tolist()]
         tds = "".join(f"<td>{html.escape(c)}</td>" for c in [str(idx), *cells])
         body.append(f"<tr>{tds}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -206,7 +197,7 @@ def _histogram_fig(run: RunMetrics, figs: _Figures) -> str | None:
         barmode="overlay",
         xaxis_title="distance",
         yaxis_title="fraction of pairs",
-        title=f"{run.name}: pair distances (overlap {_fmt(ov)})",
+        title=f"{run.name}: pair distances (overlap {adaptive(ov)})",
     )
     return figs.div(fig)
 

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ferembed.errors import FerembedError
-from ferembed.metrics.evaluate import HEADLINE
+from ferembed.metrics.catalog import HEADLINE
+from ferembed.runs import METRICS_FILE, evaluate_run, find_runs, is_run_dir, load_run
 
 __all__ = ["HEADLINE", "LONG_COLUMNS", "RunMetrics", "collect_metrics", "load_metrics", "tables"]
 
@@ -69,8 +70,6 @@ def _num(v) -> float:
 
 def _expand(run_dirs: Iterable[str | os.PathLike]) -> list[Path]:
     """Run directories; a directory that is not a run stands for the runs found under it."""
-    from ferembed.runs import find_runs, is_run_dir
-
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
     out: list[Path] = []
@@ -94,24 +93,20 @@ def load_metrics(path: str | os.PathLike, *, evaluate: bool = False) -> dict[str
     Args:
         path: the run directory.
         evaluate: when metrics.json is missing, compute it with
-            ``ferembed.metrics.evaluate_run`` (all metrics, the run's distance) instead of failing.
+            ``ferembed.runs.evaluate_run`` (all metrics, the run's distance) instead of failing.
 
     Raises:
         FerembedError: missing (telling to run ``ferembed evaluate``), unreadable or of another
             schema.
     """
-    from ferembed.runs import load_run
-
     run = load_run(path, check_arrays=False)
     mpath = run.metrics_path
     if not mpath.exists():
         if not evaluate:
             raise FerembedError(
-                f"{run.path}: no metrics.json; run `ferembed evaluate {run.path}` first "
+                f"{run.path}: no {METRICS_FILE}; run `ferembed evaluate {run.path}` first "
                 "(or export with evaluate=True / --evaluate to compute it now)"
             )
-        from ferembed.metrics.evaluate import evaluate_run
-
         evaluate_run(run.path)
     try:
         metrics = json.loads(mpath.read_text())
@@ -230,7 +225,7 @@ def collect_metrics(
 
     Args:
         run_dirs: run directories (a directory that is not a run stands for all runs under it).
-        evaluate: compute a missing metrics.json with ``ferembed.metrics.evaluate_run`` instead
+        evaluate: compute a missing metrics.json with ``ferembed.runs.evaluate_run`` instead
             of raising.
 
     Returns:

@@ -7,10 +7,11 @@ compactness, separation, scatter ratios), ``distances`` (pair-distance histogram
 alignment/uniformity), ``geometry_bootstrap`` (intervals of the geometry scalars),
 ``silhouette``, ``collapse`` (NC1-NC3), ``classification`` (head / kNN vote / nearest centroid),
 ``neighbors`` (label disagreement, identity confound), ``bootstrap`` (confidence intervals),
-``compare`` (paired run comparison), ``evaluate`` (everything at once). The exact kNN search they
-share is :func:`compute_knn` (from :mod:`ferembed._search`, beneath ``metrics`` and ``index``);
-the private ``_kernels`` (class sums, unit rows, tiled distances) and ``_validation`` modules sit
-beneath the metric modules.
+``compare`` (paired comparison of two embeddings), ``evaluate`` (everything at once). Run
+directories are ``ferembed.runs``' business (``evaluate_run``, ``compare_runs``). The exact kNN
+search they share is :func:`compute_knn` (from :mod:`ferembed._search`, beneath ``metrics`` and
+``index``); the private ``_kernels`` (class sums, unit rows, tiled distances) and ``_validation``
+modules sit beneath the metric modules.
 """
 
 from ferembed.metrics._knn import KNN, compute_knn, stratified_sample
@@ -29,9 +30,9 @@ from ferembed.metrics.clustering import (
     purity,
 )
 from ferembed.metrics.collapse import nc1, nc2, nc3
-from ferembed.metrics.compare import compare_runs, format_comparison, mcnemar_test
+from ferembed.metrics.compare import compare_embeddings, mcnemar_test
 from ferembed.metrics.distances import alignment, distance_histograms, uniformity
-from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate, evaluate_run
+from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate
 from ferembed.metrics.geometry import (
     calinski_harabasz,
     class_centroids,
@@ -78,7 +79,7 @@ __all__ = [
     "classification_metrics",
     "clustering_scores",
     "compactness",
-    "compare_runs",
+    "compare_embeddings",
     "compute_clusters",
     "compute_knn",
     "compute_retrieval",
@@ -86,9 +87,7 @@ __all__ = [
     "distance_histograms",
     "distance_to_centroid",
     "evaluate",
-    "evaluate_run",
     "fisher_ratio",
-    "format_comparison",
     "identity_confound",
     "identity_samples",
     "knn_accuracy",

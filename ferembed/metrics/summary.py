@@ -1,33 +1,42 @@
-"""A short human-readable summary of a ``metrics.json`` dict (what ``ferembed evaluate`` prints)."""
+"""A short human-readable summary of a ``metrics.json`` dict (what ``ferembed evaluate`` prints).
+
+Labels and whether a metric is a fraction come from the metric catalog; numbers become text in
+``ferembed._format``.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-#: (key, label, is_fraction) in print order.
-_ROWS = (
-    ("head_accuracy", "head accuracy", True),
-    ("mean_class_accuracy", "mean class accuracy", True),
-    ("macro_f1", "macro F1", True),
-    ("knn_accuracy", "kNN accuracy", True),
-    ("centroid_accuracy", "nearest-centroid accuracy", True),
-    ("precision_at_1", "precision@1", True),
-    ("r_precision", "R-precision", True),
-    ("map_at_r", "MAP@R", True),
-    ("nmi", "NMI", False),
-    ("ami", "AMI", False),
-    ("silhouette", "silhouette", False),
-    ("compactness", "compactness (to own centroid)", False),
-    ("class_separation", "separation (to nearest centroid)", False),
-    ("fisher_ratio", "Fisher ratio", False),
-    ("davies_bouldin", "Davies-Bouldin", False),
-    ("calinski_harabasz", "Calinski-Harabasz", False),
-    ("nc1", "NC1", False),
+from ferembed import _format
+from ferembed.metrics.catalog import CATALOG
+
+#: The metrics printed, in print order.
+SUMMARY_KEYS = (
+    "head_accuracy",
+    "mean_class_accuracy",
+    "macro_f1",
+    "knn_accuracy",
+    "centroid_accuracy",
+    "precision_at_1",
+    "r_precision",
+    "map_at_r",
+    "nmi",
+    "ami",
+    "silhouette",
+    "compactness",
+    "class_separation",
+    "fisher_ratio",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "nc1",
 )
 
 
-def _fmt(value: float, fraction: bool) -> str:
-    return f"{100 * value:6.2f}%" if fraction else f"{value:8.4g}"
+def _value(value: float, fraction: bool) -> str:
+    if fraction:
+        return _format.number(value, "6.2f", percent=True, percent_sign=True)
+    return _format.number(value, "8.4g")
 
 
 def format_summary(metrics: dict[str, Any]) -> str:
@@ -38,14 +47,15 @@ def format_summary(metrics: dict[str, Any]) -> str:
         f"classes={metrics.get('num_classes')} distance={metrics.get('distance')}"
     )
     lines = [head]
-    for key, label, fraction in _ROWS:
+    for key in SUMMARY_KEYS:
         value = metrics.get(key)
         if value is None:
             continue
-        text = f"  {label:26s} {_fmt(value, fraction)}"
+        info = CATALOG[key]
+        text = f"  {info.label:26s} {_value(value, info.fraction)}"
         if key in ci and ci[key] is not None:
             lo, hi = ci[key]
-            text += f"  [{_fmt(lo, fraction).strip()}, {_fmt(hi, fraction).strip()}]"
+            text += f"  [{_value(lo, info.fraction).strip()}, {_value(hi, info.fraction).strip()}]"
         lines.append(text)
     total = (metrics.get("timings_s") or {}).get("total")
     if total is not None:

@@ -16,6 +16,22 @@ import pandas as pd
 from ferembed import _io
 from ferembed._version import __version__
 from ferembed.errors import RunFormatError
+from ferembed.runs._files import (
+    CACHE_DIR,
+    EMBEDDINGS_FILE,
+    FOLDS_FILE,
+    HEAD_BIAS_FILE,
+    HEAD_WEIGHT_FILE,
+    INDEX_DIR,
+    LOGITS_FILE,
+    METRICS_FILE,
+    PER_SAMPLE_FILE,
+    PS_KNN_PRED,
+    PS_SAMPLE_ID,
+    RUN_FILE,
+    SAMPLES_FILE,
+    THUMBS_FILE,
+)
 
 SCHEMA = "ferembed.run/1"
 SAMPLE_COLUMNS = {
@@ -28,6 +44,16 @@ SAMPLE_COLUMNS = {
     "split": "string",
 }
 DISTANCES = ("cosine", "euclidean")
+#: The ``.npy`` file of each array of a run.
+_ARRAY_FILES = {
+    "embeddings": EMBEDDINGS_FILE,
+    "logits": LOGITS_FILE,
+    "head_weight": HEAD_WEIGHT_FILE,
+    "head_bias": HEAD_BIAS_FILE,
+    "thumbs": THUMBS_FILE,
+}
+#: Where :meth:`Run.predictions` reads each kind of prediction.
+PREDICTION_KINDS = ("head", "knn")
 
 
 @dataclass
@@ -97,12 +123,44 @@ class Run:
 
     @cached_property
     def folds(self) -> dict[str, Any] | None:
-        p = self.path / "folds.json"
+        p = self.path / FOLDS_FILE
         return json.loads(p.read_text()) if p.exists() else None
 
     @property
+    def sample_ids(self) -> np.ndarray:
+        """(N,) object array of the str sample ids, in the run's row order."""
+        return self.samples["sample_id"].astype(str).to_numpy()
+
+    @property
+    def subjects(self) -> np.ndarray | None:
+        """(N,) object subject ids ("" = unknown), or None when no sample has one."""
+        subjects = self.samples["subject"].fillna("").astype(str).to_numpy(dtype=object)
+        return subjects if (subjects != "").any() else None
+
+    @property
+    def metadata_columns(self) -> list[str]:
+        """Columns of ``samples`` beyond the schema (e.g. an imported run's metadata)."""
+        return [c for c in self.samples.columns if c not in SAMPLE_COLUMNS]
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / RUN_FILE
+
+    @property
     def metrics_path(self) -> Path:
-        return self.path / "metrics.json"
+        return self.path / METRICS_FILE
+
+    @property
+    def per_sample_path(self) -> Path:
+        return self.path / PER_SAMPLE_FILE
+
+    @property
+    def index_dir(self) -> Path:
+        return self.path / INDEX_DIR
+
+    def file_path(self, name: str) -> Path:
+        """The path of one of the run's files (a name from ``ferembed.runs._files``)."""
+        return self.path / name
 
     def load_metrics(self) -> dict[str, Any] | None:
         """The cached ``metrics.json`` or None when absent or unreadable."""
@@ -111,13 +169,43 @@ class Run:
         except (FileNotFoundError, json.JSONDecodeError):
             return None
 
+    def load_per_sample(self) -> pd.DataFrame | None:
+        """``per_sample.parquet`` aligned to the run's rows by sample id (N rows, the run's
+        order; a sample it lacks is a row of NaN), or None when absent or unreadable."""
+        try:
+            df = pd.read_parquet(self.per_sample_path)
+        except Exception:  # absent or unreadable (pyarrow raises several unrelated types)
+            return None
+        if PS_SAMPLE_ID not in df.columns:
+            return None
+        df = df.assign(**{PS_SAMPLE_ID: df[PS_SAMPLE_ID].astype(str)})
+        df = df.drop_duplicates(PS_SAMPLE_ID).set_index(PS_SAMPLE_ID)
+        return df.reindex(pd.Index(self.sample_ids, name=PS_SAMPLE_ID)).reset_index()
+
+    def predictions(self, kind: str, per_sample: pd.DataFrame | None = None) -> np.ndarray:
+        """(N,) int64 predicted class per sample, -1 where there is none.
+
+        Args:
+            kind: ``"head"`` (the head's argmax, ``samples.pred``) or ``"knn"`` (the kNN vote that
+                ``ferembed evaluate`` wrote to ``per_sample.parquet``).
+            per_sample: the table of :meth:`load_per_sample`, when the caller has it already.
+        """
+        if kind == "head":
+            return self.samples["pred"].fillna(-1).to_numpy(dtype=np.int64)
+        if kind != "knn":
+            raise ValueError(f"kind must be one of {PREDICTION_KINDS}, got {kind!r}")
+        ps = self.load_per_sample() if per_sample is None else per_sample
+        if ps is None or PS_KNN_PRED not in ps.columns:
+            return np.full(self.n, -1, np.int64)
+        return ps[PS_KNN_PRED].fillna(-1).to_numpy(dtype=np.int64)
+
     @property
     def cache_dir(self) -> Path:
-        return self.path / "cache"
+        return self.path / CACHE_DIR
 
     def _array(self, key: str) -> np.ndarray:
         if key not in self._arrays:
-            self._arrays[key] = _load_npy(self.path / f"{key}.npy")
+            self._arrays[key] = _load_npy(self.path / _ARRAY_FILES[key])
         return self._arrays[key]
 
 
@@ -131,7 +219,7 @@ def _load_npy(path: Path) -> np.ndarray:
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:
-    return (Path(path) / "run.json").is_file()
+    return (Path(path) / RUN_FILE).is_file()
 
 
 def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
@@ -141,11 +229,11 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
         RunFormatError: with a one-line message naming the offending file or key.
     """
     path = Path(path)
-    mpath = path / "run.json"
+    mpath = path / RUN_FILE
     try:
         manifest = json.loads(mpath.read_text())
     except FileNotFoundError:
-        raise RunFormatError(f"{path}: not a run directory (no run.json)") from None
+        raise RunFormatError(f"{path}: not a run directory (no {RUN_FILE})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RunFormatError(f"{mpath}: invalid JSON ({exc})") from None
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
@@ -154,39 +242,38 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
     for key in ("n", "dim", "class_names"):
         if key not in manifest:
             raise RunFormatError(f"{mpath}: missing key {key!r}")
+    spath = path / SAMPLES_FILE
     try:
-        samples = pd.read_parquet(path / "samples.parquet")
+        samples = pd.read_parquet(spath)
     except FileNotFoundError:
-        raise RunFormatError(f"{path / 'samples.parquet'}: missing") from None
+        raise RunFormatError(f"{spath}: missing") from None
     except Exception as exc:  # pyarrow raises several unrelated types for corrupt files
-        raise RunFormatError(f"{path / 'samples.parquet'}: unreadable ({exc})") from None
+        raise RunFormatError(f"{spath}: unreadable ({exc})") from None
     missing = [c for c in SAMPLE_COLUMNS if c not in samples.columns]
     if missing:
-        raise RunFormatError(f"{path / 'samples.parquet'}: missing columns {missing}")
+        raise RunFormatError(f"{spath}: missing columns {missing}")
     run = Run(path=path, manifest=manifest, samples=samples)
     n, d, c = run.n, run.dim, len(run.class_names)
     if len(samples) != n:
-        raise RunFormatError(
-            f"{path / 'samples.parquet'}: {len(samples)} rows, run.json says n={n}"
-        )
+        raise RunFormatError(f"{spath}: {len(samples)} rows, {RUN_FILE} says n={n}")
     if n and (samples["label"].min() < 0 or samples["label"].max() >= c):
-        raise RunFormatError(f"{path / 'samples.parquet'}: label outside 0..{c - 1}")
+        raise RunFormatError(f"{spath}: label outside 0..{c - 1}")
     if run.distance not in DISTANCES:
         raise RunFormatError(f"{mpath}: distance {run.distance!r} not in {DISTANCES}")
     if check_arrays:
         emb = run.embeddings
         if emb.shape != (n, d) or emb.dtype != np.float32:
             raise RunFormatError(
-                f"{path / 'embeddings.npy'}: shape {emb.shape} {emb.dtype}, "
+                f"{path / EMBEDDINGS_FILE}: shape {emb.shape} {emb.dtype}, "
                 f"expected ({n}, {d}) float32"
             )
         if run.logits is not None and run.logits.shape != (n, c):
             raise RunFormatError(
-                f"{path / 'logits.npy'}: shape {run.logits.shape}, expected ({n}, {c})"
+                f"{path / LOGITS_FILE}: shape {run.logits.shape}, expected ({n}, {c})"
             )
         if run.thumbs is not None and (run.thumbs.ndim != 3 or run.thumbs.shape[0] != n):
             raise RunFormatError(
-                f"{path / 'thumbs.npy'}: shape {run.thumbs.shape}, expected (N, h, w)"
+                f"{path / THUMBS_FILE}: shape {run.thumbs.shape}, expected (N, h, w)"
             )
     return run
 
@@ -197,9 +284,9 @@ def find_runs(root: str | os.PathLike) -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(
-            d for d in dirnames if not d.startswith(".") and d not in ("cache", "index")
+            d for d in dirnames if not d.startswith(".") and d not in (CACHE_DIR, INDEX_DIR)
         )
-        if "run.json" in filenames:
+        if RUN_FILE in filenames:
             found.append(Path(dirpath))
             dirnames[:] = []
     return found
@@ -283,16 +370,17 @@ def write_run(
         "command": command,
         "extra": extra or {},
     }
-    samples = samples[list(SAMPLE_COLUMNS)].astype(SAMPLE_COLUMNS).reset_index(drop=True)
+    # Schema columns first, in order; any further column (an imported run's metadata) is kept.
+    extra_cols = [c for c in samples.columns if c not in SAMPLE_COLUMNS]
+    samples = samples[[*SAMPLE_COLUMNS, *extra_cols]].astype(SAMPLE_COLUMNS)
+    samples = samples.reset_index(drop=True)
     if path.exists() and not overwrite:
         raise RunFormatError(f"{path}: already exists (use --overwrite to replace it)")
     with _io.atomic_dir(path, overwrite=overwrite) as tmp:
-        np.save(tmp / "embeddings.npy", embeddings, allow_pickle=False)
-        samples.to_parquet(tmp / "samples.parquet", index=False)
+        np.save(tmp / EMBEDDINGS_FILE, embeddings, allow_pickle=False)
+        samples.to_parquet(tmp / SAMPLES_FILE, index=False)
         if logits is not None:
-            np.save(
-                tmp / "logits.npy", np.ascontiguousarray(logits, np.float32), allow_pickle=False
-            )
+            np.save(tmp / LOGITS_FILE, np.ascontiguousarray(logits, np.float32), allow_pickle=False)
         if head_weight is not None:
             c = len(class_names)
             w = np.ascontiguousarray(head_weight, np.float32)
@@ -301,12 +389,12 @@ def write_run(
                 raise RunFormatError(
                     f"head weight {w.shape} / bias {b.shape}, expected ({c}, {d}) / ({c},)"
                 )
-            np.save(tmp / "head_weight.npy", w, allow_pickle=False)
-            np.save(tmp / "head_bias.npy", b, allow_pickle=False)
+            np.save(tmp / HEAD_WEIGHT_FILE, w, allow_pickle=False)
+            np.save(tmp / HEAD_BIAS_FILE, b, allow_pickle=False)
         if thumbs is not None:
-            np.save(tmp / "thumbs.npy", np.ascontiguousarray(thumbs, np.uint8), allow_pickle=False)
+            np.save(tmp / THUMBS_FILE, np.ascontiguousarray(thumbs, np.uint8), allow_pickle=False)
         if folds is not None:
-            (tmp / "folds.json").write_text(json.dumps(folds, indent=1))
+            (tmp / FOLDS_FILE).write_text(json.dumps(folds, indent=1))
         # run.json last: its presence marks a complete run.
-        (tmp / "run.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        (tmp / RUN_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return path

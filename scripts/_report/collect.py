@@ -8,6 +8,8 @@ import platform
 from pathlib import Path
 from typing import Any
 
+from ferembed.runs import METRICS_FILE
+
 SCHEMA = "ferembed.results/2"
 
 #: headline metrics of the FER2013 table, read from each test run's metrics.json
@@ -80,13 +82,13 @@ def collect(study) -> dict[str, Any]:
         "ckplus_budget": None,
     }
     for m in study.methods:
-        met = _load(study.run_dir("fer2013-test", m) / "metrics.json")
+        met = _load(study.run_dir("fer2013-test", m) / METRICS_FILE)
         if met is not None:
             raw["fer2013"][m] = _fer_entry(study, m, met, DESCRIPTIONS.get(m, m))
     for m in study.seeded_methods():
         rows = []
         for seed in (0, *study.extra_seeds):
-            met = _load(study.run_dir("fer2013-test", m, seed) / "metrics.json")
+            met = _load(study.run_dir("fer2013-test", m, seed) / METRICS_FILE)
             if met is not None:
                 rows.append({"seed": seed, **{k: met.get(k) for k in SEED_KEYS}})
         if rows:
@@ -111,7 +113,7 @@ def collect(study) -> dict[str, Any]:
             raw["ckplus_budget"] = {
                 k: rec["config"].get(k) for k in ("epochs", "lr", "batch_size", "optimizer")
             }
-        met = _load(study.run_dir("ckplus-all", m) / "metrics.json")
+        met = _load(study.run_dir("ckplus-all", m) / METRICS_FILE)
         if met is not None:
             raw["cross"][m] = {
                 "n": met["n"],
@@ -158,7 +160,7 @@ def _pseudo(study) -> dict[str, Any] | None:
     tests = []
     for r in rec["rounds"]:
         met = _load(
-            study.run_dir("fer2013-test", f"affinity_cluster-round_{r['round']}") / "metrics.json"
+            study.run_dir("fer2013-test", f"affinity_cluster-round_{r['round']}") / METRICS_FILE
         )
         tests.append(
             {"accuracy": met.get("accuracy"), "ci": (met.get("ci") or {}).get("accuracy")}

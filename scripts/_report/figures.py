@@ -163,11 +163,10 @@ def figures(study, res: dict, fig_dir: Path) -> dict[str, str]:
 
 
 def _umap_figure(study, methods, plt):
-    from ferembed.projection import project_runs
-    from ferembed.runs import load_run
+    from ferembed.runs import is_run_dir, load_run, project_runs
 
     runs = [study.run_dir("fer2013-test", m) for m in methods]
-    if not all((r / "run.json").exists() for r in runs):
+    if not all(is_run_dir(r) for r in runs):
         return None
     projections = project_runs(runs, method="umap", seed=0)
     fig, axes = plt.subplots(1, len(runs), figsize=(5.5 * len(runs), 5))

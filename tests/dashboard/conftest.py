@@ -22,7 +22,7 @@ BROKEN = ("bad_json", "bad_shape", "missing_array")
 @pytest.fixture(scope="session")
 def runs_tree(tmp_path_factory) -> Path:
     """``TREE/runs`` (the runs root) and ``TREE/outside/run`` (a valid run outside it)."""
-    from ferembed.metrics.evaluate import evaluate_run
+    from ferembed.runs import evaluate_run
 
     tree = tmp_path_factory.mktemp("dash")
     root = tree / "runs"

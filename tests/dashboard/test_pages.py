@@ -506,3 +506,33 @@ def test_dashboard_does_not_import_torch(runs_root):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "NO-TORCH"
+
+
+def test_projection_colours_by_an_imported_runs_metadata_column(app, tmp_path):
+    from ferembed.runs import make_samples, write_run
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    x = (rng.normal(size=(3, 8))[y] * 3 + rng.normal(size=(60, 8))).astype(np.float32)
+    source = np.where(np.arange(60) < 20, "lab", "web")
+    samples = make_samples(y, ["angry", "happy", "sad"]).assign(source=source)
+    write_run(
+        tmp_path / "imported",
+        embeddings=x,
+        samples=samples,
+        class_names=["angry", "happy", "sad"],
+    )
+
+    def setup(at):
+        _pca(at)
+        at.session_state["proj_color"] = "meta:source"
+
+    at = app("projection", setup=setup, root=tmp_path)
+    assert not at.exception
+    colour_by = next(s for s in at.selectbox if s.key == "proj_color")
+    assert colour_by.options[-1] == "source"  # every non-schema column is a colouring
+    fig = chart(at, "proj_chart")
+    assert {t["name"] for t in fig["data"]} == {"lab", "web"}
+    for trace in fig["data"]:
+        _, rows = np.asarray(trace["customdata"]).T
+        assert set(source[rows.astype(int)]) == {trace["name"]}

@@ -178,9 +178,6 @@ def test_missing_metrics_tells_to_evaluate(tmp_path):
 
 
 def test_evaluate_on_the_fly(tmp_path):
-    evaluate = pytest.importorskip("ferembed.metrics.evaluate")
-    if not hasattr(evaluate, "evaluate_run"):
-        pytest.skip("ferembed.metrics.evaluate.evaluate_run not available yet")
     rng = np.random.default_rng(1)
     y = np.arange(60) % 3
     x = (rng.normal(size=(3, 8))[y] + rng.normal(0, 0.5, (60, 8))).astype(np.float32)

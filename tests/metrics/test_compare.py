@@ -7,13 +7,9 @@ from sklearn import metrics as skm
 from sklearn.neighbors import NearestNeighbors
 
 from ferembed.metrics.bootstrap import bootstrap_statistic
-from ferembed.metrics.compare import (
-    _paired_class_metric_cis,
-    compare_runs,
-    format_comparison,
-    mcnemar_test,
-)
+from ferembed.metrics.compare import _paired_class_metric_cis, mcnemar_test
 from ferembed.runs import make_samples, write_run
+from ferembed.runs.compare import compare_runs, format_comparison
 
 CLASSES = ["angry", "happy", "sad"]
 

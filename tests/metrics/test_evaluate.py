@@ -20,9 +20,9 @@ from ferembed.metrics.evaluate import (
     Reference,
     default_sample_size,
     evaluate,
-    evaluate_run,
 )
 from ferembed.metrics.retrieval import compute_retrieval
+from ferembed.runs.evaluate import evaluate_run
 from ferembed.runs.format import load_run, make_samples, write_run
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
