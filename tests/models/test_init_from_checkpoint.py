@@ -13,7 +13,7 @@ from ferembed.errors import CheckpointError
 from ferembed.models import checkpoint_paths, create_model, load_checkpoint, save_checkpoint
 from ferembed.models.checkpoint import init_from_checkpoint
 from ferembed.training import TrainConfig, train
-from ferembed.training.trainer import build_datasets, build_model, init_model
+from ferembed.training.setup import build_datasets, build_model, init_model
 
 WIDTHS = (4, 4, 8, 8)
 SOURCE_CLASSES = ["angry", "happy", "sad", "surprise"]

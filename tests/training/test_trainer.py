@@ -263,7 +263,7 @@ def test_unknown_dataset_and_arch_are_user_errors(tmp_path):
 
 
 def test_subset_views_compose_and_relabel():
-    from ferembed.training.trainer import SubsetDataset
+    from ferembed.data.subset import SubsetDataset
 
     base = _tiny3(None, "train")
     outer = SubsetDataset(base, [10, 11, 12, 13, 14])
