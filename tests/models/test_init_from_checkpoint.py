@@ -23,13 +23,7 @@ TARGET_CLASSES = ["surprise", "anger", "contempt", "happy", "sadness"]
 EXPECTED_MAP = [3, 0, None, 1, 2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP wait overhead on a shared, busy CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _vgg(num_classes, *, seed, embedding_dim=8, widths=WIDTHS, perturb=False):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_data import banded
+from tiny_data import banded, tiny_train_config
 
 from ferembed.data._base import ArrayDataset
 from ferembed.data._registry import register_dataset
@@ -38,28 +38,10 @@ class ProbeOnlyLoss(FERLoss):
 
 
 def tiny_config(tmp_path, name="run", **changes) -> TrainConfig:
-    base = dict(
-        dataset="tiny3",
-        arch="vgg",
-        model_kwargs={"widths": [4, 8, 8, 8]},
-        embedding_dim=8,
-        loss="softmax",
-        epochs=2,
-        batch_size=16,
-        lr=0.05,
-        out=str(tmp_path / name),
-    )
-    base.update(changes)
-    return TrainConfig(**base)
+    return tiny_train_config(tmp_path / name, **{"dataset": "tiny3", "epochs": 2, **changes})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP wait overhead on a shared, busy CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _weights(path):
