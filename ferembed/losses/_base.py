@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ferembed._io import to_jsonable
 from ferembed.errors import FerembedError
 
 
@@ -160,7 +161,7 @@ class FERLoss(nn.Module):
         out = {}
         for p in _init_params(type(self)):
             value = getattr(self, p, None)
-            out[p] = _jsonable(value)
+            out[p] = to_jsonable(value)
         return out
 
     def stats(self) -> dict[str, float]:
@@ -281,13 +282,3 @@ def _init_params(cls) -> list[str]:
 
 def _at_least_float32(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
-def _jsonable(value):
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
