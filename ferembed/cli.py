@@ -117,24 +117,6 @@ def _train_method_overrides(name: str) -> dict:
     return {"method": name} if name in LOOPS else method_overrides(name)
 
 
-def _train_choices(kind: str) -> list[str]:
-    """The names ``ferembed train --<kind>`` accepts, read from the registries when needed."""
-    if kind == "arch":
-        from ferembed.models import list_models
-
-        return list_models()
-    from ferembed.training import config as cfg
-    from ferembed.training.methods import SEED_METHODS
-
-    if kind == "loss":
-        from ferembed.losses import list_losses
-
-        return sorted({*list_losses(), *SEED_METHODS})
-    if kind == "method":
-        return [*SEED_METHODS, *cfg.METHODS]
-    return list({"optimizer": cfg.OPTIMIZERS, "sampler": cfg.SAMPLERS}[kind])
-
-
 class _RegistryChoice(argparse.Action):
     """``--NAME VALUE`` checked against a registry that is imported only when it is needed.
 
@@ -148,7 +130,9 @@ class _RegistryChoice(argparse.Action):
 
     @property
     def choices(self) -> list[str]:
-        return _train_choices(self.kind)
+        from ferembed.training.methods import train_option_choices
+
+        return train_option_choices(self.kind)
 
     @choices.setter
     def choices(self, value) -> None:  # argparse's __init__ assigns None

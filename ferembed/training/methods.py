@@ -88,3 +88,29 @@ def method_overrides(name: str) -> dict[str, Any]:
         return dict(SEED_METHODS[name].overrides)
     except KeyError:
         raise ConfigError(f"unknown seed method {name!r}; known: {list(SEED_METHODS)}") from None
+
+
+def train_option_choices(option: str) -> list[str]:
+    """The values ``ferembed train --<option>`` accepts, read from the registries.
+
+    Args:
+        option: "loss" (losses and seed methods), "arch", "method" (seed methods and the
+            training loops), "optimizer" or "sampler".
+    """
+    from ferembed.training.config import METHODS as LOOPS
+    from ferembed.training.config import OPTIMIZERS, SAMPLERS
+
+    if option == "arch":
+        from ferembed.models import list_models
+
+        return list_models()
+    if option == "loss":
+        from ferembed.losses import list_losses
+
+        return sorted({*list_losses(), *SEED_METHODS})
+    if option == "method":
+        return [*SEED_METHODS, *LOOPS]
+    fixed = {"optimizer": OPTIMIZERS, "sampler": SAMPLERS}
+    if option not in fixed:
+        raise ValueError(f"no choices for --{option}")
+    return list(fixed[option])
