@@ -14,17 +14,21 @@ _CORE_KWARGS = ("embedding_dim", "in_chans")
 _NECK_KWARGS = ("emb_norm", "drop_rate")
 
 
-def register_model(fn: Callable[..., FERNet]) -> Callable[..., FERNet]:
-    """Function decorator: register a builder under its function name.
+def register_model(fn: Callable[..., FERNet] | None = None, *, name: str | None = None):
+    """Register a builder under ``name`` (default: its ``__name__``); a decorator or a call.
 
     The builder's signature is ``fn(num_classes, *, <arch keywords>, **neck)`` and it returns a
     :class:`FERNet`; ``**neck`` (embedding_dim, in_chans, emb_norm, drop_rate) goes to
     :class:`FERNet`. A builder whose catch-all is named otherwise takes any keyword unchecked.
+    A FERNet subclass with that ``__init__`` signature is its own builder:
+    ``register_model(AffNet, name="affnet")``.
     """
-    name = fn.__name__
-    if name in _REGISTRY and _REGISTRY[name] is not fn:
-        raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = fn
+    if fn is None:
+        return lambda f: register_model(f, name=name)
+    key = name or fn.__name__
+    if key in _REGISTRY and _REGISTRY[key] is not fn:
+        raise ValueError(f"model {key!r} is already registered")
+    _REGISTRY[key] = fn
     return fn
 
 

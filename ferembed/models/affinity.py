@@ -168,17 +168,5 @@ class AffNet(FERNet):
         init_weights(self)
 
 
-@register_model
-def affnet(
-    num_classes: int,
-    *,
-    stem_width: int = 32,
-    widths: Sequence[int] = (64, 128, 256),
-    blocks_per_stage: int = 2,
-    reduction: int = 4,
-    temperature: float = 0.1,
-    **neck,
-) -> AffNet:
-    """Affinity-convolution network, ~0.3 M parameters (see the module docstring)."""
-    arch = dict(stem_width=stem_width, widths=widths, blocks_per_stage=blocks_per_stage)
-    return AffNet(num_classes, **arch, reduction=reduction, temperature=temperature, **neck)
+#: ``affnet``: affinity-convolution network, ~0.3 M parameters (see the module docstring).
+register_model(AffNet, name="affnet")

@@ -91,18 +91,5 @@ class TwoStreamNet(FERNet):
         return self
 
 
-@register_model
-def fusion(
-    num_classes: int,
-    *,
-    full_arch: str = "vgg_small",
-    partial_arch: str | None = None,
-    stream_kwargs: dict | None = None,
-    partial_stream_kwargs: dict | None = None,
-    **neck,
-) -> TwoStreamNet:
-    """Two-stream full + partial network for ``input_mode="fused"`` (EMLF)."""
-    streams = dict(stream_kwargs=stream_kwargs, partial_stream_kwargs=partial_stream_kwargs)
-    return TwoStreamNet(
-        num_classes, full_arch=full_arch, partial_arch=partial_arch, **streams, **neck
-    )
+#: ``fusion``: the two-stream full + partial network for ``input_mode="fused"`` (EMLF).
+register_model(TwoStreamNet, name="fusion")

@@ -61,16 +61,8 @@ class VGGNet(FERNet):
         init_weights(self)
 
 
-@register_model
-def vgg(
-    num_classes: int,
-    *,
-    widths: Sequence[int] = (32, 64, 128, 256),
-    convs_per_stage: int = 2,
-    **neck,
-) -> VGGNet:
-    """VGG-style FER CNN, ~1.2 M parameters (widths 32-64-128-256, two convs per stage)."""
-    return VGGNet(num_classes, widths=widths, convs_per_stage=convs_per_stage, **neck)
+#: ``vgg``: VGG-style FER CNN, ~1.2 M parameters (widths 32-64-128-256, two convs per stage).
+register_model(VGGNet, name="vgg")
 
 
 @register_model

@@ -52,10 +52,9 @@ from ferembed.training.setup import (
     ImageBatches,
     build_datasets,
     build_loss,
-    build_model,
+    build_model_and_loss,
     deterministic_mode,
     embed_batches,
-    init_model,
 )
 
 FORMAT = "ferembed.pseudo_labels/1"
@@ -287,14 +286,8 @@ def train_pseudo_label(
         pool_data = ImageBatches(pool_ds, preload=config.preload, num_workers=config.num_workers)
         pool_ids = [s.sample_id for s in pool_ds.samples]
 
-        model = build_model(config, num_classes, train_ds.image_size)
-        init_model(model, config, train_ds.class_names, progress=progress)
-        loss = build_loss(
-            config.loss,
-            config.loss_params,
-            num_classes,
-            model.embedding_dim,
-            labelled_ds.class_counts(),
+        model, loss = build_model_and_loss(
+            config, train_ds, class_counts=labelled_ds.class_counts(), progress=progress
         )
         common = dict(
             device=device,

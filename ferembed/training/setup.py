@@ -105,6 +105,22 @@ def build_loss(
     return create_loss(name, num_classes, embedding_dim, class_counts=class_counts, **params)
 
 
+def build_model_and_loss(
+    config: TrainConfig, train_ds: FERDataset, *, class_counts=None, progress: bool = False
+) -> tuple[FERNet, nn.Module]:
+    """The model for ``train_ds`` (from ``init_checkpoint`` when set) and ``config.loss``.
+
+    ``class_counts`` (default: ``train_ds``'s) feed the loss (the pseudo-label loop passes the
+    labelled part's).
+    """
+    num_classes = len(train_ds.class_names)
+    model = build_model(config, num_classes, train_ds.image_size)
+    init_model(model, config, train_ds.class_names, progress=progress)
+    counts = train_ds.class_counts() if class_counts is None else class_counts
+    loss = build_loss(config.loss, config.loss_params, num_classes, model.embedding_dim, counts)
+    return model, loss
+
+
 class ImageBatches:
     """Fetches ``(indices, uint8 images, labels)`` batches of a dataset.
 

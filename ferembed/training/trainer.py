@@ -22,13 +22,7 @@ from ferembed._device import resolve_device
 from ferembed.training.config import TrainConfig
 from ferembed.training.loop import TrainResult, check_fresh, fit
 from ferembed.training.pseudo_label import train_pseudo_label
-from ferembed.training.setup import (
-    build_datasets,
-    build_loss,
-    build_model,
-    deterministic_mode,
-    init_model,
-)
+from ferembed.training.setup import build_datasets, build_model_and_loss, deterministic_mode
 
 
 def train(
@@ -71,16 +65,7 @@ def train(
     with deterministic_mode(config.deterministic, device):
         torch.manual_seed(config.seed)
         train_ds, val_ds = build_datasets(config)
-        num_classes = len(train_ds.class_names)
-        model = build_model(config, num_classes, train_ds.image_size)
-        init_model(model, config, train_ds.class_names, progress=progress)
-        loss = build_loss(
-            config.loss,
-            config.loss_params,
-            num_classes,
-            model.embedding_dim,
-            train_ds.class_counts(),
-        )
+        model, loss = build_model_and_loss(config, train_ds, progress=progress)
         return fit(
             config,
             model=model,

@@ -16,7 +16,7 @@ from ferembed.data._registry import register_dataset
 from ferembed.losses import FERLoss
 from ferembed.models import load_checkpoint, normalize_images
 from ferembed.training import ConfigError, TrainConfig, train
-from ferembed.training import trainer as trainer_mod
+from ferembed.training import setup as setup_mod
 
 CLASSES = ["happy", "sad", "surprise"]
 
@@ -155,7 +155,7 @@ def test_existing_run_needs_resume_or_overwrite(tmp_path):
 
 def test_linear_probe_when_the_loss_does_not_use_the_head(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        trainer_mod, "build_loss", lambda name, params, c, d, counts: ProbeOnlyLoss(c, d)
+        setup_mod, "build_loss", lambda name, params, c, d, counts: ProbeOnlyLoss(c, d)
     )
     res = train(tiny_config(tmp_path, epochs=2), progress=False)
     row = res.history[-1]
