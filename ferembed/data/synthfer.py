@@ -69,32 +69,20 @@ _CHUNK = 256  # images rendered at once: bounds memory at ~30 float32 (256, S, S
 
 # Expression action parameters. Units are the face frame, where the image spans [-1, 1] and y
 # points down; "tilt" > 0 raises the inner brow ends, "curv" > 0 lifts the mouth corners.
-_ACTIONS: tuple[str, ...] = (
-    "brow_raise",  # brow lift
-    "brow_tilt",  # inner-end lift (negative: the angry V)
-    "brow_arch",  # middle of the brow above its ends
-    "eye_open",  # multiplier of the resting eye height
-    "mouth_curv",  # corner lift
-    "mouth_open",  # half-height of the lip gap at the centre
-    "mouth_width",  # multiplier of the resting half-width
-    "mouth_shift",  # vertical shift of the mouth (negative: upper lip raised)
-    "teeth",  # visible upper teeth, 0..1
-    "wrinkle",  # nose-bridge wrinkle darkness, 0..1
-    "fold",  # nasolabial fold darkness, 0..1
-)
-_NEUTRAL = dict(
-    brow_raise=0.0,
-    brow_tilt=0.0,
-    brow_arch=0.02,
-    eye_open=1.0,
-    mouth_curv=0.0,
-    mouth_open=0.0,
-    mouth_width=1.0,
-    mouth_shift=0.0,
-    teeth=0.0,
-    wrinkle=0.0,
-    fold=0.0,
-)
+# Per action: (neutral value, per-sample jitter std at difficulty 1).
+_ACTIONS: dict[str, tuple[float, float]] = {
+    "brow_raise": (0.0, 0.02),  # brow lift
+    "brow_tilt": (0.0, 0.012),  # inner-end lift (negative: the angry V)
+    "brow_arch": (0.02, 0.012),  # middle of the brow above its ends
+    "eye_open": (1.0, 0.12),  # multiplier of the resting eye height
+    "mouth_curv": (0.0, 0.015),  # corner lift
+    "mouth_open": (0.0, 0.012),  # half-height of the lip gap at the centre
+    "mouth_width": (1.0, 0.09),  # multiplier of the resting half-width
+    "mouth_shift": (0.0, 0.01),  # vertical shift of the mouth (negative: upper lip raised)
+    "teeth": (0.0, 0.15),  # visible upper teeth, 0..1
+    "wrinkle": (0.0, 0.15),  # nose-bridge wrinkle darkness, 0..1
+    "fold": (0.0, 0.15),  # nasolabial fold darkness, 0..1
+}
 # Prototype of each class as its change from neutral, one column per action of _ACTIONS:
 # brow_raise, brow_tilt, brow_arch, eye_open, mouth_curv, mouth_open, mouth_width, mouth_shift,
 # teeth, wrinkle, fold.
@@ -107,20 +95,6 @@ _PROTOTYPES: dict[str, tuple[float, ...]] = {
     "surprise": (0.1, 0.0, 0.035, 0.6, 0.0, 0.1, -0.3, 0.0, 0.0, 0.0, 0.0),
     "neutral": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
 }
-# Per-sample jitter (standard deviation at difficulty 1) of each action parameter.
-_ACTION_JITTER = dict(
-    brow_raise=0.02,
-    brow_tilt=0.012,
-    brow_arch=0.012,
-    eye_open=0.12,
-    mouth_curv=0.015,
-    mouth_open=0.012,
-    mouth_width=0.09,
-    mouth_shift=0.01,
-    teeth=0.15,
-    wrinkle=0.15,
-    fold=0.15,
-)
 
 
 @dataclass
@@ -223,8 +197,8 @@ def _sample_params(
     intensity = 1.0 + d * rng.uniform(-0.55, 0.15, n)
     jitter = rng.standard_normal((n, len(_ACTIONS))) * d
     p: dict[str, np.ndarray] = {"intensity": intensity}
-    for j, a in enumerate(_ACTIONS):
-        p[a] = _NEUTRAL[a] + intensity * proto[labels, j] + jitter[:, j] * _ACTION_JITTER[a]
+    for j, (a, (neutral, spread)) in enumerate(_ACTIONS.items()):
+        p[a] = neutral + intensity * proto[labels, j] + jitter[:, j] * spread
     p["mouth_curv"] = p["mouth_curv"] + d * ident["rest_curv"]
     p["brow_tilt"] = p["brow_tilt"] + d * ident["rest_tilt"]
     p["eye_open"] = np.clip(p["eye_open"] + d * ident["rest_open"], 0.35, None)
