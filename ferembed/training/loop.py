@@ -42,6 +42,7 @@ from ferembed.metrics.classification import confusion_matrix, confusion_scores
 from ferembed.models import FERNet, normalize_images, save_checkpoint
 from ferembed.training.augment import Augmenter
 from ferembed.training.config import TrainConfig, save_config
+from ferembed.training.sampler import BalancedBatchSampler, RandomBatchSampler
 from ferembed.training.setup import (
     AUGMENT_STREAM,
     TORCH_STREAM,
@@ -96,7 +97,7 @@ class _Session:
     lr: float
     command: str
     log_extra: dict
-    sampler: object = None
+    sampler: BalancedBatchSampler | RandomBatchSampler | None = None
     optimizer: torch.optim.Optimizer | None = None
     scheduler: torch.optim.lr_scheduler.LambdaLR | None = None
     augment: Augmenter | None = None
