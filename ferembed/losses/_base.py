@@ -58,7 +58,10 @@ class FERLoss(nn.Module):
         embedding_dim: int,
         *,
         class_counts: Sequence[int] | np.ndarray | Tensor | None = None,
+        **weights: float,
     ) -> None:
+        """Check C, D and the class counts; ``weights`` are non-negative term weights (``lam``,
+        ``margin``...), each checked and stored as an attribute of its name."""
         super().__init__()
         if int(num_classes) != num_classes or num_classes < 2:
             raise LossConfigError(
@@ -78,6 +81,8 @@ class FERLoss(nn.Module):
                 f"loss {self.name!r} needs class_counts (the (C,) number of training samples per "
                 f"class, e.g. dataset.class_counts())"
             )
+        for key, value in weights.items():
+            setattr(self, key, check_positive(key, value, allow_zero=True))
 
     # ----------------------------------------------------------------------------------------
     # Control flow (subclasses do not override these)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ferembed.losses._base import FERLoss, LossConfigError, check_choice, check_positive
+from ferembed.losses._base import FERLoss, LossConfigError, check_choice
 
 CENTER_INITS = ("zeros", "first_batch")
 
@@ -49,7 +49,7 @@ class CenterBuffersLoss(FERLoss):
 
     Subclasses declare their hyper-parameters in their own ``__init__`` (the registry reads it)
     and pass them here: ``alpha`` and ``center_init`` set up the centers, every other keyword is
-    a non-negative term weight (``lam``, ``beta``...) stored as an attribute of that name.
+    a non-negative term weight (``lam``, ``beta``...) that :class:`FERLoss` checks and stores.
     """
 
     def __init__(
@@ -62,9 +62,7 @@ class CenterBuffersLoss(FERLoss):
         center_init: str = "zeros",
         **weights: float,
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        for key, value in weights.items():
-            setattr(self, key, check_positive(key, value, allow_zero=True))
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, **weights)
         self._init_centers(alpha, center_init)
 
     def _init_centers(self, alpha: float, center_init: str) -> None:

@@ -47,8 +47,7 @@ class SeparateLoss(FERLoss):
         lam: float = 1.0,
         eps: float = 1e-6,
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        self.lam = check_positive("lam", lam, allow_zero=True)
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, lam=lam)
         self.eps = check_positive("eps", eps)
         self.centers = nn.Parameter(torch.randn(self.num_classes, self.embedding_dim))
 
