@@ -23,8 +23,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from ferembed._device import resolve_device  # noqa: E402
 from ferembed.models import count_flops, create_model  # noqa: E402
-from ferembed.training import resolve_device  # noqa: E402
 
 DEFAULT_ARCHS = ("vgg_small", "vgg", "affnet", "resnet18", "fusion")
 NUM_CLASSES = 7
@@ -90,6 +90,16 @@ def markdown(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def report(args, env: dict, rows: list[dict], columns: list[tuple[str, str, str]], **extra) -> None:
+    """Print the environment and the markdown table; write ``--out`` JSON (``extra`` keys too)."""
+    print(f"device: {env['device']}, torch {env['torch']}, {env['threads']} threads\n")
+    print(markdown(rows, columns))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"env": env, "batch_size": args.batch_size, **extra, "results": rows}
+        args.out.write_text(json.dumps(payload, indent=2) + "\n")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     device = resolve_device(args.device)
@@ -121,12 +131,7 @@ def main(argv=None) -> int:
         ("gflops", "GFLOPs / 48x48 image", ".4f"),
         ("infer_img_s", f"embed img/s (batch {args.batch_size})", ".0f"),
     ]
-    print(f"device: {env['device']}, torch {env['torch']}, {env['threads']} threads\n")
-    print(markdown(rows, cols))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"env": env, "batch_size": args.batch_size, "results": rows}
-        args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    report(args, env, rows, cols)
     return 0
 
 

@@ -13,7 +13,6 @@ steps until ``--min-time`` seconds have passed. Prints a markdown table, writes 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -25,14 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench_models import (  # noqa: E402
     NUM_CLASSES,
     environment,
-    markdown,
     parse_args,
+    report,
     timed_loop,
 )
 
+from ferembed._device import resolve_device  # noqa: E402
 from ferembed.losses import create_loss  # noqa: E402
 from ferembed.models import create_model  # noqa: E402
-from ferembed.training import resolve_device  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -71,12 +70,7 @@ def main(argv=None) -> int:
         ("params_M", "params (M)", ".3f"),
         ("train_img_s", f"train img/s (batch {args.batch_size})", ".0f"),
     ]
-    print(f"device: {env['device']}, torch {env['torch']}, {env['threads']} threads\n")
-    print(markdown(rows, cols))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"env": env, "batch_size": args.batch_size, "loss": "center", "results": rows}
-        args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    report(args, env, rows, cols, loss="center")
     return 0
 
 

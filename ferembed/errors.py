@@ -22,3 +22,7 @@ class RunFormatError(FerembedError):
 
 class CheckpointError(FerembedError):
     """A checkpoint that is missing, malformed or incompatible."""
+
+
+class ConfigError(FerembedError, ValueError):
+    """A bad training config file, key or value (a ValueError the CLI shows as one line)."""

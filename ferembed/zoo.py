@@ -18,35 +18,7 @@ from typing import Any
 
 from ferembed import _format, _io
 from ferembed.errors import FerembedError
-
-#: The seed methods: TrainConfig overrides on top of the shared budget. One backbone for all but
-#: the affinity-conv method, whose network *is* the method.
-METHODS: dict[str, dict[str, Any]] = {
-    "softmax": {"loss": "softmax"},
-    "center": {"loss": "center"},
-    "island": {"loss": "island"},
-    "weighted_cluster": {"loss": "weighted_cluster"},
-    "separate": {"loss": "separate"},
-    "emlf": {"loss": "emlf", "input_mode": "fused"},
-    "handcrafted": {"loss": "handcrafted"},
-    "affinity_cluster": {"arch": "affnet", "method": "pseudo_label", "loss": "center"},
-    "triplet": {"loss": "triplet", "sampler": "balanced"},
-    "arcface": {"loss": "arcface"},
-}
-
-DESCRIPTIONS = {
-    "softmax": "Softmax cross-entropy (baseline)",
-    "center": "Center loss (Wen et al. 2016), CE + λ·L_C, α-rule centers",
-    "island": "Island loss (Cai et al. 2018), center loss + pairwise center cosine term",
-    "weighted_cluster": "Weighted-cluster loss (Ngo & Yoon 2020) + class-weighted softmax",
-    "separate": "Separate loss (Li et al. 2019), cosine intra/inter ratio",
-    "emlf": "Partial image (AU regions) fused with the full face + EMLF (Yu & Bai 2020)",
-    "handcrafted": "HOG/LBP feature losses with adaptive (DWA) weighting (Xie et al. 2021)",
-    "affinity_cluster": "Affinity-conv network + expression-guided clustering pseudo-labels "
-    "(Fang et al. 2023)",
-    "triplet": "Batch-hard triplet loss (pytorch-metric-learning)",
-    "arcface": "ArcFace (pytorch-metric-learning)",
-}
+from ferembed.training.methods import DESCRIPTIONS, METHODS
 
 
 def train_zoo(

@@ -59,3 +59,17 @@ def fer2013_root(shared_datasets: Path) -> Path:
 def ckplus_root(shared_datasets: Path) -> Path:
     """The real CK+ 48x48 crops (one folder per class), or skip."""
     return _dataset_dir(shared_datasets, "ckplus48")
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one thread for the test (tiny tensors: no OpenMP wait on a shared, busy CPU).
+
+    Test modules of tiny models opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

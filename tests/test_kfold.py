@@ -75,13 +75,7 @@ def ck_root(tmp_path_factory) -> Path:
     return write_ckplus(tmp_path_factory.mktemp("ckplus"))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP wait overhead on a shared, busy CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

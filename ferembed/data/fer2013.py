@@ -7,7 +7,6 @@ Training -> train, PublicTest -> val, PrivateTest -> test.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from ferembed.data._registry import register_dataset
 from ferembed.data.generic import (
     check_options,
     check_root,
+    folder_sample_id,
     read_manifest,
     scan_class_folders,
     subdirs,
@@ -112,15 +112,9 @@ def _from_folders(root: Path, split: str, image_size: int) -> Fer2013Dataset:
             f"fer2013: no {split!r} folder under {root} (looked for "
             f"{', '.join(SPLIT_FOLDERS[split])}; found {found})"
         )
-    samples = scan_class_folders(
-        directory,
-        root,
-        FER2013_ORDER,
-        split,
-        # Not the bare stem: the Kaggle folders hold two train stems twice, in different classes
-        # and with different pixels (Training_52789098, Training_8475486).
-        sample_id=lambda folder, name: f"{folder}/{os.path.splitext(name)[0]}",
-    )
+    # Ids are <class>/<stem>, not the bare stem: the Kaggle folders hold two train stems twice,
+    # in different classes and with different pixels (Training_52789098, Training_8475486).
+    samples = scan_class_folders(directory, root, FER2013_ORDER, split, sample_id=folder_sample_id)
     return Fer2013Dataset(samples, FER2013_ORDER, root=root, split=split, image_size=image_size)
 
 

@@ -108,6 +108,11 @@ def folder_classes(directory: Path) -> dict[str, str]:
     return classes
 
 
+def folder_sample_id(folder: str, name: str) -> str:
+    """``<class folder>/<file stem>``: unique in a split even when two classes share a stem."""
+    return f"{folder}/{os.path.splitext(name)[0]}"
+
+
 def scan_class_folders(
     directory: Path,
     root: Path,
@@ -269,13 +274,7 @@ def create_imagefolder(
             )
         classes = canonical_order(folder_classes(root).values())
         directory = root
-    samples = scan_class_folders(
-        directory,
-        root,
-        classes,
-        split,
-        sample_id=lambda folder, name: f"{folder}/{os.path.splitext(name)[0]}",
-    )
+    samples = scan_class_folders(directory, root, classes, split, sample_id=folder_sample_id)
     return ImageFolderDataset(samples, classes, root=root, split=split, image_size=image_size)
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from ferembed.data._base import ArrayDataset, Sample
 from ferembed.data._registry import register_dataset
+from ferembed.data._synthfer_render import render_faces
 from ferembed.data.vocab import FER2013_ORDER
 from ferembed.errors import DataError
 
@@ -68,91 +69,32 @@ _CHUNK = 256  # images rendered at once: bounds memory at ~30 float32 (256, S, S
 
 # Expression action parameters. Units are the face frame, where the image spans [-1, 1] and y
 # points down; "tilt" > 0 raises the inner brow ends, "curv" > 0 lifts the mouth corners.
-_ACTIONS: tuple[str, ...] = (
-    "brow_raise",  # brow lift
-    "brow_tilt",  # inner-end lift (negative: the angry V)
-    "brow_arch",  # middle of the brow above its ends
-    "eye_open",  # multiplier of the resting eye height
-    "mouth_curv",  # corner lift
-    "mouth_open",  # half-height of the lip gap at the centre
-    "mouth_width",  # multiplier of the resting half-width
-    "mouth_shift",  # vertical shift of the mouth (negative: upper lip raised)
-    "teeth",  # visible upper teeth, 0..1
-    "wrinkle",  # nose-bridge wrinkle darkness, 0..1
-    "fold",  # nasolabial fold darkness, 0..1
-)
-_NEUTRAL = dict(
-    brow_raise=0.0,
-    brow_tilt=0.0,
-    brow_arch=0.02,
-    eye_open=1.0,
-    mouth_curv=0.0,
-    mouth_open=0.0,
-    mouth_width=1.0,
-    mouth_shift=0.0,
-    teeth=0.0,
-    wrinkle=0.0,
-    fold=0.0,
-)
-# Prototype of each class as its change from neutral (missing keys: no change).
-_PROTOTYPES: dict[str, dict[str, float]] = {
-    "angry": dict(
-        brow_raise=-0.07, brow_tilt=-0.07, eye_open=-0.2, mouth_curv=-0.03, mouth_width=-0.15
-    ),
-    "disgust": dict(
-        brow_raise=-0.05,
-        brow_tilt=-0.03,
-        eye_open=-0.3,
-        mouth_curv=-0.05,
-        mouth_open=0.025,
-        mouth_shift=-0.04,
-        teeth=0.5,
-        wrinkle=1.0,
-        fold=0.8,
-    ),
-    "fear": dict(
-        brow_raise=0.07,
-        brow_tilt=0.04,
-        brow_arch=-0.015,
-        eye_open=0.55,
-        mouth_curv=-0.03,
-        mouth_open=0.06,
-        mouth_width=0.1,
-        teeth=0.3,
-    ),
-    "happy": dict(
-        brow_raise=0.01,
-        eye_open=-0.25,
-        mouth_curv=0.09,
-        mouth_open=0.035,
-        mouth_width=0.25,
-        teeth=1.0,
-        fold=0.6,
-    ),
-    "sad": dict(brow_tilt=0.045, brow_raise=0.01, eye_open=-0.15, mouth_curv=-0.05),
-    "surprise": dict(
-        brow_raise=0.10,
-        brow_arch=0.035,
-        eye_open=0.6,
-        mouth_open=0.10,
-        mouth_width=-0.3,
-    ),
-    "neutral": {},
+# Per action: (neutral value, per-sample jitter std at difficulty 1).
+_ACTIONS: dict[str, tuple[float, float]] = {
+    "brow_raise": (0.0, 0.02),  # brow lift
+    "brow_tilt": (0.0, 0.012),  # inner-end lift (negative: the angry V)
+    "brow_arch": (0.02, 0.012),  # middle of the brow above its ends
+    "eye_open": (1.0, 0.12),  # multiplier of the resting eye height
+    "mouth_curv": (0.0, 0.015),  # corner lift
+    "mouth_open": (0.0, 0.012),  # half-height of the lip gap at the centre
+    "mouth_width": (1.0, 0.09),  # multiplier of the resting half-width
+    "mouth_shift": (0.0, 0.01),  # vertical shift of the mouth (negative: upper lip raised)
+    "teeth": (0.0, 0.15),  # visible upper teeth, 0..1
+    "wrinkle": (0.0, 0.15),  # nose-bridge wrinkle darkness, 0..1
+    "fold": (0.0, 0.15),  # nasolabial fold darkness, 0..1
 }
-# Per-sample jitter (standard deviation at difficulty 1) of each action parameter.
-_ACTION_JITTER = dict(
-    brow_raise=0.02,
-    brow_tilt=0.012,
-    brow_arch=0.012,
-    eye_open=0.12,
-    mouth_curv=0.015,
-    mouth_open=0.012,
-    mouth_width=0.09,
-    mouth_shift=0.01,
-    teeth=0.15,
-    wrinkle=0.15,
-    fold=0.15,
-)
+# Prototype of each class as its change from neutral, one column per action of _ACTIONS:
+# brow_raise, brow_tilt, brow_arch, eye_open, mouth_curv, mouth_open, mouth_width, mouth_shift,
+# teeth, wrinkle, fold.
+_PROTOTYPES: dict[str, tuple[float, ...]] = {
+    "angry": (-0.07, -0.07, 0.0, -0.2, -0.03, 0.0, -0.15, 0.0, 0.0, 0.0, 0.0),
+    "disgust": (-0.05, -0.03, 0.0, -0.3, -0.05, 0.025, 0.0, -0.04, 0.5, 1.0, 0.8),
+    "fear": (0.07, 0.04, -0.015, 0.55, -0.03, 0.06, 0.1, 0.0, 0.3, 0.0, 0.0),
+    "happy": (0.01, 0.0, 0.0, -0.25, 0.09, 0.035, 0.25, 0.0, 1.0, 0.0, 0.6),
+    "sad": (0.01, 0.045, 0.0, -0.15, -0.05, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    "surprise": (0.1, 0.0, 0.035, 0.6, 0.0, 0.1, -0.3, 0.0, 0.0, 0.0, 0.0),
+    "neutral": (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+}
 
 
 @dataclass
@@ -250,15 +192,13 @@ def _sample_params(
     ``ident`` holds the identity parameters already gathered per sample.
     """
     n = labels.shape[0]
-    proto = np.array(
-        [[_PROTOTYPES[c].get(a, 0.0) for a in _ACTIONS] for c in CLASS_NAMES], dtype=np.float64
-    )  # (C, A)
+    proto = np.array([_PROTOTYPES[c] for c in CLASS_NAMES], dtype=np.float64)  # (C, A)
     # Intensity spreads below full (towards neutral, where the confusion lives) more than above.
     intensity = 1.0 + d * rng.uniform(-0.55, 0.15, n)
     jitter = rng.standard_normal((n, len(_ACTIONS))) * d
     p: dict[str, np.ndarray] = {"intensity": intensity}
-    for j, a in enumerate(_ACTIONS):
-        p[a] = _NEUTRAL[a] + intensity * proto[labels, j] + jitter[:, j] * _ACTION_JITTER[a]
+    for j, (a, (neutral, spread)) in enumerate(_ACTIONS.items()):
+        p[a] = neutral + intensity * proto[labels, j] + jitter[:, j] * spread
     p["mouth_curv"] = p["mouth_curv"] + d * ident["rest_curv"]
     p["brow_tilt"] = p["brow_tilt"] + d * ident["rest_tilt"]
     p["eye_open"] = np.clip(p["eye_open"] + d * ident["rest_open"], 0.35, None)
@@ -287,144 +227,6 @@ def _sample_params(
     p["brow_asym"] = d * rng.normal(0.0, 0.012, n)
     p["gaze"] = d * rng.normal(0.0, 0.025, n)
     return p
-
-
-# ---------------------------------------------------------------------------------------------
-# Rendering
-# ---------------------------------------------------------------------------------------------
-
-
-def _paint(img: np.ndarray, dist: np.ndarray, tone, edge: np.ndarray, alpha=1.0) -> None:
-    """Composite ``tone`` where the signed distance ``dist`` < 0, anti-aliased over ``edge``."""
-    cover = dist / edge
-    np.subtract(0.5, cover, out=cover)
-    np.clip(cover, 0.0, 1.0, out=cover)
-    if not np.isscalar(alpha) or alpha != 1.0:
-        cover *= alpha
-    delta = tone - img
-    delta *= cover
-    img += delta
-
-
-def _ellipse(u, v, cx, cy, a, b):
-    """Approximate signed distance to an axis-aligned ellipse (exact on its axes)."""
-    return (np.sqrt(((u - cx) / a) ** 2 + ((v - cy) / b) ** 2) - 1.0) * np.minimum(a, b)
-
-
-def _segment(u, v, x0, y0, x1, y1):
-    """Distance to the segment (x0, y0)-(x1, y1)."""
-    dx, dy = x1 - x0, y1 - y0
-    t = np.clip(((u - x0) * dx + (v - y0) * dy) / (dx * dx + dy * dy), 0.0, 1.0)
-    return np.hypot(u - x0 - t * dx, v - y0 - t * dy)
-
-
-def _render(p: dict[str, np.ndarray], size: int, noise: np.ndarray) -> np.ndarray:
-    """Render one chunk. ``p`` values are (B,) arrays; ``noise`` is (B, S, S). Returns uint8."""
-    f32 = np.float32
-    q = {k: np.asarray(v, dtype=f32)[:, None, None] for k, v in p.items()}  # (B, 1, 1)
-    b = noise.shape[0]
-    grid = (np.arange(size, dtype=f32) + f32(0.5)) * f32(2.0 / size) - f32(1.0)
-    gx, gy = grid[None, None, :], grid[None, :, None]
-
-    # Image -> face frame: undo translation, rotation and scale of the pose.
-    cos, sin = np.cos(q["angle"]), np.sin(q["angle"])
-    x0, y0 = gx - q["tx"], gy - q["ty"]
-    u = (cos * x0 + sin * y0) / q["scale"]
-    v = (-sin * x0 + cos * y0) / q["scale"]
-    au = np.abs(u)  # the face is mirror-symmetric: paint each paired feature once
-    side = np.sign(u)
-    px = f32(2.0 / size)
-    edge = px * (f32(1.0) + q["blur"]) / q["scale"]
-
-    img = np.broadcast_to(q["background"], (b, size, size)).astype(f32)
-    skin, hair = q["skin"], q["hair"]
-    ha, hb, hy = q["head_a"], q["head_b"], q["head_y"]
-
-    # Neck and back hair behind the head.
-    neck = np.maximum(au - 0.55 * ha, hy + 0.4 - v)
-    _paint(img, neck, skin * 0.8, edge)
-    back = _ellipse(u, v, 0.0, hy - 0.08, ha * 1.12 + 0.06 * q["hair_volume"], hb * 1.02)
-    back = np.maximum(back, v - (hy + 0.1 + 0.5 * q["hair_volume"]))
-    _paint(img, back, hair, edge)
-
-    # Head with radial shading, then the fringe above the hairline.
-    head = _ellipse(u, v, 0.0, hy, ha, hb)
-    r2 = (u / ha) ** 2 + ((v - hy) / hb) ** 2
-    _paint(img, head, skin * (1.0 - 0.3 * r2), edge)
-    fringe = np.maximum(back, v - (q["hairline"] + 0.25 * u * u))
-    _paint(img, fringe, hair, edge)
-
-    # Brows: a thick quadratic stroke; s runs from -1 (outer end) to +1 (inner end).
-    ey = q["eye_y"]
-    bx, blen = q["eye_dx"], q["brow_len"]
-    s = np.clip((bx - au) / blen, -1.0, 1.0)
-    brow_y = (
-        ey
-        - q["brow_gap"]
-        - q["brow_raise"]
-        - side * q["brow_asym"]
-        - q["brow_tilt"] * s
-        - q["brow_arch"] * (1.0 - s * s)
-    )
-    brow = np.maximum(np.abs(v - brow_y) - 0.5 * q["brow_th"], np.abs(bx - au) - blen)
-    _paint(img, brow, hair * 0.6, edge)
-
-    # Eyes: dark lash outline, white, then iris clipped to the lids.
-    ex, ew = q["eye_dx"], q["eye_w"]
-    eh = q["eye_h"] * q["eye_open"]
-    eye = _ellipse(au, v, ex, ey, ew, eh)
-    _paint(img, eye - 0.018, skin * 0.35, edge)
-    _paint(img, eye, np.float32(0.92), edge, alpha=0.85)
-    iris = np.hypot(au - ex - side * q["gaze"], v - ey) - 0.062
-    _paint(img, np.maximum(iris, eye), np.float32(0.08), edge)
-
-    # Nose: a shadow on one side, nostrils, and the wrinkle lines of disgust.
-    ny = q["nose_y"]
-    ridge = _segment(u, v, 0.05, ny - 0.16, 0.07, ny - 0.03) - 0.02
-    _paint(img, ridge, skin * 0.75, edge, alpha=0.5)
-    nostril = _ellipse(au, v, 0.065, ny, 0.04, 0.022)
-    _paint(img, nostril, skin * 0.35, edge)
-    # Three slanted lines 0.04 apart on the nose bridge: distance to the nearest line of a
-    # periodic family, cut to a box.
-    w = v + 0.36 * au - (ey + 0.085)
-    lines = np.abs(w - 0.04 * np.round(w / 0.04))
-    wrinkle = np.maximum(np.maximum(lines, au - 0.07), np.abs(w - 0.04) - 0.05) - 0.01
-    _paint(img, wrinkle, skin * 0.5, edge, alpha=q["wrinkle"])
-
-    # Nasolabial folds, from beside the nostrils towards the mouth corners.
-    my = q["mouth_y"] + q["mouth_shift"]
-    mw = q["mouth_w"] * q["mouth_width"]
-    corner_y = my - q["mouth_curv"]
-    fold = _segment(au, v, 0.13, ny - 0.02, mw + 0.05, corner_y + 0.03) - 0.012
-    _paint(img, fold, skin * 0.55, edge, alpha=q["fold"])
-
-    # Mouth: the lip-gap centreline yc(t) bends by mouth_curv; the gap is an ellipse of height h.
-    t = u / mw
-    t2 = np.minimum(t * t, 1.0)
-    yc = my + q["mouth_curv"] * (0.3 - t2)
-    h = q["mouth_open"] * np.sqrt(1.0 - t2)
-    lips = np.maximum(np.abs(v - yc) - (h + 0.045), au - mw * 1.05)
-    _paint(img, lips, skin * 0.72, edge)
-    gap = np.maximum(np.abs(v - yc) - (h + 0.011), au - mw)
-    _paint(img, gap, np.float32(0.08), edge)
-    teeth = np.maximum(gap, v - (yc - 0.25 * h))
-    _paint(img, teeth, np.float32(0.9), edge, alpha=q["teeth"] * np.clip(h / 0.02, 0.0, 1.0))
-
-    # Occluder (a hand, glasses, a scarf) in image coordinates.
-    occ = np.maximum(np.abs(gx - q["occ_x"]) - q["occ_w"], np.abs(gy - q["occ_y"]) - q["occ_h"])
-    _paint(img, occ, q["occ_tone"], edge, alpha=q["occluded"])
-
-    # Lighting gradient, global brightness / contrast, sensor noise.
-    ramp = np.cos(q["light_dir"]) * gx + np.sin(q["light_dir"]) * gy
-    img *= 1.0 + q["light"] * ramp
-    img = (img - 0.5) * q["contrast"] + 0.5 + q["brightness"]
-    img += q["noise"] * noise
-    return np.clip(np.rint(img * 255.0), 0, 255).astype(np.uint8)
-
-
-# ---------------------------------------------------------------------------------------------
-# Public API
-# ---------------------------------------------------------------------------------------------
 
 
 def generate_synthfer(
@@ -500,7 +302,9 @@ def generate_synthfer(
     for lo in range(0, n, _CHUNK):
         hi = min(n, lo + _CHUNK)
         noise = noise_rng.standard_normal((hi - lo, image_size, image_size), dtype=np.float32)
-        images[lo:hi] = _render({key: val[lo:hi] for key, val in params.items()}, image_size, noise)
+        images[lo:hi] = render_faces(
+            {key: val[lo:hi] for key, val in params.items()}, image_size, noise
+        )
     return SynthFERBatch(images=images, labels=labels, identities=identities, params=params)
 
 

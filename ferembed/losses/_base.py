@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ferembed._io import to_jsonable
 from ferembed.errors import FerembedError
 
 
@@ -57,7 +58,10 @@ class FERLoss(nn.Module):
         embedding_dim: int,
         *,
         class_counts: Sequence[int] | np.ndarray | Tensor | None = None,
+        **weights: float,
     ) -> None:
+        """Check C, D and the class counts; ``weights`` are non-negative term weights (``lam``,
+        ``margin``...), each checked and stored as an attribute of its name."""
         super().__init__()
         if int(num_classes) != num_classes or num_classes < 2:
             raise LossConfigError(
@@ -77,6 +81,8 @@ class FERLoss(nn.Module):
                 f"loss {self.name!r} needs class_counts (the (C,) number of training samples per "
                 f"class, e.g. dataset.class_counts())"
             )
+        for key, value in weights.items():
+            setattr(self, key, check_positive(key, value, allow_zero=True))
 
     # ----------------------------------------------------------------------------------------
     # Control flow (subclasses do not override these)
@@ -160,7 +166,7 @@ class FERLoss(nn.Module):
         out = {}
         for p in _init_params(type(self)):
             value = getattr(self, p, None)
-            out[p] = _jsonable(value)
+            out[p] = to_jsonable(value)
         return out
 
     def stats(self) -> dict[str, float]:
@@ -281,13 +287,3 @@ def _init_params(cls) -> list[str]:
 
 def _at_least_float32(x: Tensor) -> Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
-
-
-def _jsonable(value):
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -38,11 +38,32 @@ def center_delta(centers: Tensor, embeddings: Tensor, labels: Tensor) -> Tensor:
     return (n[:, None] * centers - sums) / (1.0 + n[:, None])
 
 
+def off_diagonal(matrix: Tensor) -> Tensor:
+    """The (K * (K - 1),) entries of a (K, K) matrix off its diagonal, row by row."""
+    k = matrix.shape[0]
+    return matrix[~torch.eye(k, dtype=torch.bool, device=matrix.device)]
+
+
 class CenterBuffersLoss(FERLoss):
     """Base for losses whose (C, D) ``centers`` buffer follows the alpha rule (see module doc).
 
-    Subclasses call :meth:`_init_centers` in ``__init__``.
+    Subclasses declare their hyper-parameters in their own ``__init__`` (the registry reads it)
+    and pass them here: ``alpha`` and ``center_init`` set up the centers, every other keyword is
+    a non-negative term weight (``lam``, ``beta``...) that :class:`FERLoss` checks and stores.
     """
+
+    def __init__(
+        self,
+        num_classes: int,
+        embedding_dim: int,
+        *,
+        class_counts=None,
+        alpha: float = 0.5,
+        center_init: str = "zeros",
+        **weights: float,
+    ) -> None:
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, **weights)
+        self._init_centers(alpha, center_init)
 
     def _init_centers(self, alpha: float, center_init: str) -> None:
         alpha = float(alpha)

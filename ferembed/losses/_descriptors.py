@@ -172,7 +172,7 @@ def cache_key(dataset, descriptor: Descriptor, image_size: int) -> str:
     return hashlib.sha256(blob).hexdigest()
 
 
-def cache_path(
+def descriptor_cache_path(
     cache_dir: str | os.PathLike, dataset, descriptor: Descriptor, image_size: int
 ) -> Path:
     """``<cache_dir>/handcrafted-<descriptor>-<key[:24]>.npy``."""
@@ -213,7 +213,7 @@ def prepare_descriptors(
     for desc in descriptors:
         path = None
         if cache_dir is not None:
-            path = cache_path(cache_dir, dataset, desc, image_size)
+            path = descriptor_cache_path(cache_dir, dataset, desc, image_size)
             if path.is_file():
                 try:
                     arr = np.load(path, allow_pickle=False)

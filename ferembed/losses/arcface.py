@@ -49,8 +49,7 @@ class ArcFaceLoss(FERLoss):
         margin: float = 0.5,
         scale: float = 64.0,
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        self.margin = check_positive("margin", margin, allow_zero=True)
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, margin=margin)
         self.scale = check_positive("scale", scale)
         self.arcface = losses.ArcFaceLoss(
             num_classes=self.num_classes,

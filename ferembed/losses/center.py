@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ferembed.losses._base import check_positive
 from ferembed.losses._centers import CenterBuffersLoss
 from ferembed.losses._registry import register_loss
 
@@ -46,9 +45,8 @@ class CenterLoss(CenterBuffersLoss):
         alpha: float = 0.5,
         center_init: str = "zeros",
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        self.lam = check_positive("lam", lam, allow_zero=True)
-        self._init_centers(alpha, center_init)
+        centers = dict(alpha=alpha, center_init=center_init)
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, **centers, lam=lam)
 
     def center_term(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """``L_C = 1/2 mean_i ||x_i - c_{y_i}||^2`` (0-d, unweighted). embeddings (B, D)."""

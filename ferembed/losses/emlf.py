@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ferembed.losses._base import check_positive
 from ferembed.losses._centers import CenterBuffersLoss
 from ferembed.losses._registry import register_loss
 
@@ -55,11 +54,11 @@ class EMLFLoss(CenterBuffersLoss):
         alpha: float = 0.5,
         center_init: str = "zeros",
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        self.lam = check_positive("lam", lam, allow_zero=True)
-        self.beta = check_positive("beta", beta, allow_zero=True)
-        self.margin = check_positive("margin", margin, allow_zero=True)
-        self._init_centers(alpha, center_init)
+        weights = dict(lam=lam, beta=beta, margin=margin)
+        centers = dict(alpha=alpha, center_init=center_init)
+        super().__init__(
+            num_classes, embedding_dim, class_counts=class_counts, **centers, **weights
+        )
 
     def emlf_terms(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """(pull, push): ``mean_i d_{i,y_i}`` and ``mean_i max(0, m + d_{i,y_i} - min_{j!=y_i}

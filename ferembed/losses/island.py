@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ferembed.losses._base import check_positive
+from ferembed.losses._centers import off_diagonal
 from ferembed.losses._registry import register_loss
 from ferembed.losses.center import CenterLoss
 
@@ -107,10 +108,7 @@ class IslandLoss(CenterLoss):
 
     def island_term(self) -> Tensor:
         """``sum_{j != k} (cos(c_j, c_k) + 1)`` over ordered pairs (0-d, unweighted)."""
-        cos = pairwise_center_cosine(self.centers)
-        k = cos.shape[0]
-        off = ~torch.eye(k, dtype=torch.bool, device=cos.device)
-        return (cos[off] + 1.0).sum()
+        return (off_diagonal(pairwise_center_cosine(self.centers)) + 1.0).sum()
 
     def compute(self, embeddings, logits, labels, *, indices=None) -> dict[str, Tensor]:
         parts = super().compute(embeddings, logits, labels, indices=indices)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ferembed.losses._base import FERLoss, check_positive
+from ferembed.losses._centers import off_diagonal
 from ferembed.losses._registry import register_loss
 
 
@@ -46,8 +47,7 @@ class SeparateLoss(FERLoss):
         lam: float = 1.0,
         eps: float = 1e-6,
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        self.lam = check_positive("lam", lam, allow_zero=True)
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, lam=lam)
         self.eps = check_positive("eps", eps)
         self.centers = nn.Parameter(torch.randn(self.num_classes, self.embedding_dim))
 
@@ -56,10 +56,7 @@ class SeparateLoss(FERLoss):
         c = self.centers.to(embeddings.dtype)
         intra = F.cosine_similarity(embeddings, c[labels], dim=1, eps=1e-8).mean()
         u = F.normalize(c, dim=1, eps=1e-8)
-        cos = u @ u.T
-        k = cos.shape[0]
-        off = ~torch.eye(k, dtype=torch.bool, device=cos.device)
-        inter = cos[off].mean()
+        inter = off_diagonal(u @ u.T).mean()
         return (1.0 + inter) / (1.0 + intra).clamp_min(self.eps)
 
     def compute(self, embeddings, logits, labels, *, indices=None) -> dict[str, Tensor]:

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from pytorch_metric_learning import distances, losses, miners
 from torch import Tensor
 
-from ferembed.losses._base import FERLoss, check_positive
+from ferembed.losses._base import FERLoss
 from ferembed.losses._registry import register_loss
 
 
@@ -45,10 +45,9 @@ class TripletLoss(FERLoss):
         normalize: bool = True,
         ce_weight: float = 0.0,
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        self.margin = check_positive("margin", margin, allow_zero=True)
+        weights = dict(margin=margin, ce_weight=ce_weight)
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, **weights)
         self.normalize = bool(normalize)
-        self.ce_weight = check_positive("ce_weight", ce_weight, allow_zero=True)
         self.uses_head = self.ce_weight > 0
         distance = distances.LpDistance(p=2, power=1, normalize_embeddings=self.normalize)
         self.miner = miners.BatchHardMiner(distance=distance)

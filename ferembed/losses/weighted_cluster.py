@@ -62,13 +62,12 @@ class WeightedClusterLoss(CenterBuffersLoss):
         weighted_update: bool = True,
         center_init: str = "zeros",
     ) -> None:
-        super().__init__(num_classes, embedding_dim, class_counts=class_counts)
-        self.lam = check_positive("lam", lam, allow_zero=True)
+        centers = dict(alpha=alpha, center_init=center_init)
+        super().__init__(num_classes, embedding_dim, class_counts=class_counts, **centers, lam=lam)
         self.delta = check_positive("delta", delta)
         self.weighted_update = bool(weighted_update)
         w = min_count_weights(require_nonempty_classes(self))
         self.register_buffer("class_weights", torch.tensor(w, dtype=torch.float32))
-        self._init_centers(alpha, center_init)
 
     def cluster_terms(self, embeddings: Tensor, labels: Tensor) -> Tensor:
         """(B,) unweighted ``l_i``. embeddings (B, D)."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ferembed._partial import PartialInput
 from ferembed.errors import FerembedError
 
 #: Normalisation of uint8 pixels into the model's input range [-1, 1].
@@ -159,8 +160,6 @@ class FERNet(nn.Module):
                 f"full_arch={self.arch!r}) (the trainer does this for you)"
             )
         if mode == "partial":
-            from ferembed.models.fusion import PartialInput
-
             self.input_transform = PartialInput()
         else:
             self.input_transform = None

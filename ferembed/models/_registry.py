@@ -10,18 +10,25 @@ from ferembed.models._base import FERNet, ModelConfigError
 _REGISTRY: dict[str, Callable[..., FERNet]] = {}
 # Keywords create_model passes itself; builders must accept them.
 _CORE_KWARGS = ("embedding_dim", "in_chans")
+# The FERNet keywords a builder's ``**neck`` forwards to the base class (beyond the core ones).
+_NECK_KWARGS = ("emb_norm", "drop_rate")
 
 
-def register_model(fn: Callable[..., FERNet]) -> Callable[..., FERNet]:
-    """Function decorator: register a builder under its function name.
+def register_model(fn: Callable[..., FERNet] | None = None, *, name: str | None = None):
+    """Register a builder under ``name`` (default: its ``__name__``); a decorator or a call.
 
-    The builder's signature is ``fn(num_classes, *, embedding_dim, in_chans, **arch_kwargs)`` and
-    it returns a :class:`FERNet`.
+    The builder's signature is ``fn(num_classes, *, <arch keywords>, **neck)`` and it returns a
+    :class:`FERNet`; ``**neck`` (embedding_dim, in_chans, emb_norm, drop_rate) goes to
+    :class:`FERNet`. A builder whose catch-all is named otherwise takes any keyword unchecked.
+    A FERNet subclass with that ``__init__`` signature is its own builder:
+    ``register_model(AffNet, name="affnet")``.
     """
-    name = fn.__name__
-    if name in _REGISTRY and _REGISTRY[name] is not fn:
-        raise ValueError(f"model {name!r} is already registered")
-    _REGISTRY[name] = fn
+    if fn is None:
+        return lambda f: register_model(f, name=name)
+    key = name or fn.__name__
+    if key in _REGISTRY and _REGISTRY[key] is not fn:
+        raise ValueError(f"model {key!r} is already registered")
+    _REGISTRY[key] = fn
     return fn
 
 
@@ -36,14 +43,16 @@ def is_model(name: str) -> bool:
 
 def model_kwargs_of(name: str) -> list[str]:
     """The architecture keywords ``name`` accepts beyond num_classes/embedding_dim/in_chans."""
-    fn = _get(name)
-    params = inspect.signature(fn).parameters
-    return [
+    params = inspect.signature(_get(name)).parameters
+    names = [
         n
         for n, p in params.items()
         if n not in ("num_classes", *_CORE_KWARGS)
         and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
     ]
+    if "neck" in params and params["neck"].kind == inspect.Parameter.VAR_KEYWORD:
+        names += [n for n in _NECK_KWARGS if n not in names]
+    return names
 
 
 def create_model(
@@ -69,7 +78,8 @@ def create_model(
     """
     fn = _get(name)
     params = inspect.signature(fn).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+    unchecked = [n for n, p in params.items() if p.kind == p.VAR_KEYWORD and n != "neck"]
+    if not unchecked:
         unknown = sorted(set(kwargs) - set(model_kwargs_of(name)))
         if unknown:
             raise ModelConfigError(

@@ -128,7 +128,7 @@ class AffNet(FERNet):
         widths: channels of each stage; the first block of every stage has stride 2.
         blocks_per_stage: AC blocks per stage.
         reduction, temperature: see :class:`ChannelAffinity`.
-        embedding_dim, in_chans, emb_norm, drop_rate: see :class:`FERNet`.
+        **neck: embedding_dim, in_chans, emb_norm, drop_rate (see :class:`FERNet`).
     """
 
     def __init__(
@@ -140,25 +140,16 @@ class AffNet(FERNet):
         blocks_per_stage: int = 2,
         reduction: int = 4,
         temperature: float = 0.1,
-        embedding_dim: int = 128,
-        in_chans: int = 1,
-        emb_norm: str = "bn",
-        drop_rate: float = 0.0,
+        **neck,
     ) -> None:
-        super().__init__(
-            num_classes,
-            embedding_dim=embedding_dim,
-            in_chans=in_chans,
-            emb_norm=emb_norm,
-            drop_rate=drop_rate,
-        )
+        super().__init__(num_classes, **neck)
         widths = [int(w) for w in widths]
         if not widths or min(widths) < 1 or stem_width < 1 or blocks_per_stage < 1:
             raise ModelConfigError(
                 f"affnet needs positive widths, stem_width and blocks_per_stage, got "
                 f"widths={widths}, stem_width={stem_width}, blocks_per_stage={blocks_per_stage}"
             )
-        layers: list[nn.Module] = [conv_bn_relu(in_chans, stem_width)]
+        layers: list[nn.Module] = [conv_bn_relu(self.in_chans, stem_width)]
         cin = stem_width
         for w in widths:
             for j in range(blocks_per_stage):
@@ -177,30 +168,5 @@ class AffNet(FERNet):
         init_weights(self)
 
 
-@register_model
-def affnet(
-    num_classes: int,
-    *,
-    embedding_dim: int = 128,
-    in_chans: int = 1,
-    stem_width: int = 32,
-    widths: Sequence[int] = (64, 128, 256),
-    blocks_per_stage: int = 2,
-    reduction: int = 4,
-    temperature: float = 0.1,
-    emb_norm: str = "bn",
-    drop_rate: float = 0.0,
-) -> AffNet:
-    """Affinity-convolution network, ~0.3 M parameters (see the module docstring)."""
-    return AffNet(
-        num_classes,
-        stem_width=stem_width,
-        widths=widths,
-        blocks_per_stage=blocks_per_stage,
-        reduction=reduction,
-        temperature=temperature,
-        embedding_dim=embedding_dim,
-        in_chans=in_chans,
-        emb_norm=emb_norm,
-        drop_rate=drop_rate,
-    )
+#: ``affnet``: affinity-convolution network, ~0.3 M parameters (see the module docstring).
+register_model(AffNet, name="affnet")

@@ -39,13 +39,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -161,7 +159,7 @@ def save_checkpoint(
             f"save_checkpoint: {len(sidecar['class_names'])} class_names for a model with "
             f"{model.num_classes} classes"
         )
-    _io.write_json(sidecar_path, _jsonable(sidecar))
+    _io.write_json(sidecar_path, sidecar)
     return sidecar_path
 
 
@@ -353,20 +351,3 @@ def _plain(t):
 def _loss_params(loss: nn.Module) -> dict:
     config = getattr(loss, "config", None)
     return config() if callable(config) else {}
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: tuples to lists, numpy scalars to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return value

@@ -18,28 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from ferembed._partial import PartialInput
 from ferembed.models._base import FERNet, ModelConfigError, init_weights
 from ferembed.models._registry import create_model, register_model
-
-
-class PartialInput(nn.Module):
-    """Normalised full faces -> normalised partial images, with :class:`PartialImage`.
-
-    The partial image is made of crops resized bilinearly, which commutes with the affine input
-    normalisation, so it is applied to the normalised tensor directly. Parameter-free (nothing in
-    the state dict); ``PartialImage`` (default regions of an aligned 48x48 face) is imported
-    lazily so the models package does not need the data package at import time.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        from ferembed.data.partial import PartialImage
-
-        self.partial = PartialImage()
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, 1, 48, 48) float -> (B, 1, 48, 48) float partial images (same value range)."""
-        return self.partial(x)
 
 
 class TwoStreamNet(FERNet):
@@ -53,7 +34,8 @@ class TwoStreamNet(FERNet):
             ``partial_stream_kwargs`` is None).
         partial_stream_kwargs: keywords for the partial stream's builder.
         embedding_dim: D, of each stream and of the fused embedding.
-        in_chans, emb_norm: see :class:`FERNet`; ``drop_rate`` applies to the concatenation.
+        **neck: in_chans, emb_norm (see :class:`FERNet`); ``drop_rate`` applies to the
+            concatenation.
     """
 
     def __init__(
@@ -64,43 +46,26 @@ class TwoStreamNet(FERNet):
         partial_arch: str | None = None,
         stream_kwargs: dict | None = None,
         partial_stream_kwargs: dict | None = None,
-        embedding_dim: int = 128,
-        in_chans: int = 1,
-        emb_norm: str = "bn",
-        drop_rate: float = 0.0,
+        **neck,
     ) -> None:
-        super().__init__(
-            num_classes,
-            embedding_dim=embedding_dim,
-            in_chans=in_chans,
-            emb_norm=emb_norm,
-            drop_rate=drop_rate,
-        )
+        super().__init__(num_classes, **neck)
         if full_arch == "fusion" or partial_arch == "fusion":
             raise ModelConfigError("fusion streams must be single-stream architectures")
         stream_kwargs = dict(stream_kwargs or {})
         partial_kwargs = dict(
             stream_kwargs if partial_stream_kwargs is None else partial_stream_kwargs
         )
-        self.full = create_model(
-            full_arch, num_classes, embedding_dim=embedding_dim, in_chans=in_chans, **stream_kwargs
-        )
+        streams = dict(embedding_dim=self.embedding_dim, in_chans=self.in_chans)
+        self.full = create_model(full_arch, num_classes, **streams, **stream_kwargs)
         self.partial = create_model(
-            partial_arch or full_arch,
-            num_classes,
-            embedding_dim=embedding_dim,
-            in_chans=in_chans,
-            **partial_kwargs,
+            partial_arch or full_arch, num_classes, **streams, **partial_kwargs
         )
         # Only the streams' forward_features are used.
         self.full.head = nn.Identity()
         self.partial.head = nn.Identity()
         self.to_partial = PartialInput()
-        self.drop = nn.Dropout(self.drop_rate) if self.drop_rate > 0 else nn.Identity()
-        self.embed = nn.Linear(2 * embedding_dim, embedding_dim)
-        self.emb_norm = nn.BatchNorm1d(embedding_dim) if emb_norm == "bn" else nn.Identity()
-        self.head = nn.Linear(embedding_dim, num_classes)
-        self.num_features = 2 * embedding_dim
+        # The fused neck: the concatenated stream embeddings (2D) -> FC -> BN -> (B, D).
+        self.build_neck(2 * self.embedding_dim)
         for m in (self.embed, self.emb_norm, self.head):
             init_weights(m)
         self.input_mode = "fused"
@@ -126,28 +91,5 @@ class TwoStreamNet(FERNet):
         return self
 
 
-@register_model
-def fusion(
-    num_classes: int,
-    *,
-    embedding_dim: int = 128,
-    in_chans: int = 1,
-    full_arch: str = "vgg_small",
-    partial_arch: str | None = None,
-    stream_kwargs: dict | None = None,
-    partial_stream_kwargs: dict | None = None,
-    emb_norm: str = "bn",
-    drop_rate: float = 0.0,
-) -> TwoStreamNet:
-    """Two-stream full + partial network for ``input_mode="fused"`` (EMLF)."""
-    return TwoStreamNet(
-        num_classes,
-        full_arch=full_arch,
-        partial_arch=partial_arch,
-        stream_kwargs=stream_kwargs,
-        partial_stream_kwargs=partial_stream_kwargs,
-        embedding_dim=embedding_dim,
-        in_chans=in_chans,
-        emb_norm=emb_norm,
-        drop_rate=drop_rate,
-    )
+#: ``fusion``: the two-stream full + partial network for ``input_mode="fused"`` (EMLF).
+register_model(TwoStreamNet, name="fusion")

@@ -46,7 +46,7 @@ class ResNet(FERNet):
         num_classes: C.
         layers: BasicBlocks per stage.
         width: channel multiplier of the 64-128-256-512 stage widths (>= 8 channels each).
-        embedding_dim, in_chans, emb_norm, drop_rate: see :class:`FERNet`.
+        **neck: embedding_dim, in_chans, emb_norm, drop_rate (see :class:`FERNet`).
     """
 
     def __init__(
@@ -55,24 +55,15 @@ class ResNet(FERNet):
         *,
         layers: Sequence[int] = (2, 2, 2, 2),
         width: float = 1.0,
-        embedding_dim: int = 128,
-        in_chans: int = 1,
-        emb_norm: str = "bn",
-        drop_rate: float = 0.0,
+        **neck,
     ) -> None:
-        super().__init__(
-            num_classes,
-            embedding_dim=embedding_dim,
-            in_chans=in_chans,
-            emb_norm=emb_norm,
-            drop_rate=drop_rate,
-        )
+        super().__init__(num_classes, **neck)
         if not width > 0:
             raise ModelConfigError(f"resnet width must be > 0, got {width}")
         if len(layers) != 4 or min(layers) < 1:
             raise ModelConfigError(f"resnet layers must be 4 positive counts, got {list(layers)}")
         widths = [max(8, round(c * width)) for c in (64, 128, 256, 512)]
-        stages: list[nn.Module] = [conv_bn_relu(in_chans, widths[0])]
+        stages: list[nn.Module] = [conv_bn_relu(self.in_chans, widths[0])]
         cin = widths[0]
         for i, (n, w) in enumerate(zip(layers, widths, strict=True)):
             for j in range(n):
@@ -84,22 +75,6 @@ class ResNet(FERNet):
 
 
 @register_model
-def resnet18(
-    num_classes: int,
-    *,
-    embedding_dim: int = 128,
-    in_chans: int = 1,
-    width: float = 1.0,
-    emb_norm: str = "bn",
-    drop_rate: float = 0.0,
-) -> ResNet:
+def resnet18(num_classes: int, *, width: float = 1.0, **neck) -> ResNet:
     """ResNet-18 for 48x48 input (3x3 stride-1 stem, no max-pool), ~11 M parameters at width 1."""
-    return ResNet(
-        num_classes,
-        layers=(2, 2, 2, 2),
-        width=width,
-        embedding_dim=embedding_dim,
-        in_chans=in_chans,
-        emb_norm=emb_norm,
-        drop_rate=drop_rate,
-    )
+    return ResNet(num_classes, layers=(2, 2, 2, 2), width=width, **neck)

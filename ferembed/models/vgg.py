@@ -31,7 +31,7 @@ class VGGNet(FERNet):
         num_classes: C.
         widths: output channels of each stage; one 2x2 max-pool follows every stage.
         convs_per_stage: 3x3 convolutions per stage.
-        embedding_dim, in_chans, emb_norm, drop_rate: see :class:`FERNet`.
+        **neck: embedding_dim, in_chans, emb_norm, drop_rate (see :class:`FERNet`).
     """
 
     def __init__(
@@ -40,18 +40,9 @@ class VGGNet(FERNet):
         *,
         widths: Sequence[int] = (32, 64, 128, 256),
         convs_per_stage: int = 2,
-        embedding_dim: int = 128,
-        in_chans: int = 1,
-        emb_norm: str = "bn",
-        drop_rate: float = 0.0,
+        **neck,
     ) -> None:
-        super().__init__(
-            num_classes,
-            embedding_dim=embedding_dim,
-            in_chans=in_chans,
-            emb_norm=emb_norm,
-            drop_rate=drop_rate,
-        )
+        super().__init__(num_classes, **neck)
         widths = [int(w) for w in widths]
         if not widths or min(widths) < 1 or convs_per_stage < 1:
             raise ModelConfigError(
@@ -59,7 +50,7 @@ class VGGNet(FERNet):
                 f"convs_per_stage={convs_per_stage}"
             )
         layers: list[nn.Module] = []
-        cin = in_chans
+        cin = self.in_chans
         for w in widths:
             for _ in range(convs_per_stage):
                 layers.append(conv_bn_relu(cin, w))
@@ -70,47 +61,17 @@ class VGGNet(FERNet):
         init_weights(self)
 
 
-@register_model
-def vgg(
-    num_classes: int,
-    *,
-    embedding_dim: int = 128,
-    in_chans: int = 1,
-    widths: Sequence[int] = (32, 64, 128, 256),
-    convs_per_stage: int = 2,
-    emb_norm: str = "bn",
-    drop_rate: float = 0.0,
-) -> VGGNet:
-    """VGG-style FER CNN, ~1.2 M parameters (widths 32-64-128-256, two convs per stage)."""
-    return VGGNet(
-        num_classes,
-        widths=widths,
-        convs_per_stage=convs_per_stage,
-        embedding_dim=embedding_dim,
-        in_chans=in_chans,
-        emb_norm=emb_norm,
-        drop_rate=drop_rate,
-    )
+#: ``vgg``: VGG-style FER CNN, ~1.2 M parameters (widths 32-64-128-256, two convs per stage).
+register_model(VGGNet, name="vgg")
 
 
 @register_model
 def vgg_small(
     num_classes: int,
     *,
-    embedding_dim: int = 128,
-    in_chans: int = 1,
     widths: Sequence[int] = (16, 32, 64, 128),
     convs_per_stage: int = 2,
-    emb_norm: str = "bn",
-    drop_rate: float = 0.0,
+    **neck,
 ) -> VGGNet:
     """Quarter-width VGG for CPU demos, ~0.31 M parameters (widths 16-32-64-128)."""
-    return VGGNet(
-        num_classes,
-        widths=widths,
-        convs_per_stage=convs_per_stage,
-        embedding_dim=embedding_dim,
-        in_chans=in_chans,
-        emb_norm=emb_norm,
-        drop_rate=drop_rate,
-    )
+    return VGGNet(num_classes, widths=widths, convs_per_stage=convs_per_stage, **neck)

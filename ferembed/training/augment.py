@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ferembed.errors import ConfigError
+
 
 @dataclass
 class AugmentConfig:
@@ -45,8 +47,6 @@ class AugmentConfig:
     erasing_max_area: float = 0.2  # largest erased area, as a fraction of the image
 
     def validate(self) -> None:
-        from ferembed.training.config import ConfigError
-
         checks = {
             "crop_padding": self.crop_padding >= 0,
             "rotation": 0 <= self.rotation <= 180,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ferembed.errors import FerembedError
+from ferembed.errors import ConfigError
 from ferembed.training.augment import AugmentConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -28,10 +28,6 @@ SAMPLERS = ("random", "balanced")
 METHODS = ("standard", "pseudo_label")
 MONITORS = ("val_mean_class_acc", "val_acc")
 PSEUDO_SELECTIONS = ("margin", "per_cluster")
-
-
-class ConfigError(FerembedError, ValueError):
-    """A bad config file, key or value (a ValueError the CLI shows as one line)."""
 
 
 @dataclass
@@ -316,30 +312,8 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         if isinstance(value, str) and value.strip().lower() in _BOOLS:
             return _BOOLS[value.strip().lower()]
         raise bad
-    if tp is int:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
-    if tp is float:
-        if isinstance(value, bool):
-            raise bad
-        if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value.strip())
-            except ValueError:
-                raise bad from None
-        raise bad
+    if tp in (int, float):
+        return _coerce_number(value, tp, bad)
     if tp is str:
         if isinstance(value, str):
             return value
@@ -354,6 +328,24 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return dict(value)
         raise bad
     raise ConfigError(f"config key {key!r} has an unsupported type {tp!r}")  # pragma: no cover
+
+
+def _coerce_number(value: Any, tp: type, bad: ConfigError) -> int | float:
+    """``value`` as an int or a float; bools and non-integral floats for ints are ``bad``."""
+    if isinstance(value, bool):
+        raise bad
+    if tp is int and isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise bad
+    if isinstance(value, (int, float)):
+        return tp(value)
+    if isinstance(value, str):
+        try:
+            return tp(value.strip())
+        except ValueError:
+            raise bad from None
+    raise bad
 
 
 def _type_name(tp: Any) -> str:

@@ -42,22 +42,19 @@ import numpy as np
 import torch
 
 from ferembed import _io
-from ferembed.errors import FerembedError
+from ferembed._device import resolve_device
+from ferembed.data.subset import SubsetDataset
+from ferembed.errors import ConfigError, FerembedError
 from ferembed.models import checkpoint_paths
-from ferembed.training.config import ConfigError, TrainConfig, save_config
-from ferembed.training.trainer import (
+from ferembed.training.config import TrainConfig, save_config
+from ferembed.training.loop import TrainResult, fit, write_logs
+from ferembed.training.setup import (
     ImageBatches,
-    SubsetDataset,
-    TrainResult,
-    _write_logs,
     build_datasets,
     build_loss,
-    build_model,
+    build_model_and_loss,
     deterministic_mode,
     embed_batches,
-    fit,
-    init_model,
-    resolve_device,
 )
 
 FORMAT = "ferembed.pseudo_labels/1"
@@ -289,14 +286,8 @@ def train_pseudo_label(
         pool_data = ImageBatches(pool_ds, preload=config.preload, num_workers=config.num_workers)
         pool_ids = [s.sample_id for s in pool_ds.samples]
 
-        model = build_model(config, num_classes, train_ds.image_size)
-        init_model(model, config, train_ds.class_names, progress=progress)
-        loss = build_loss(
-            config.loss,
-            config.loss_params,
-            num_classes,
-            model.embedding_dim,
-            labelled_ds.class_counts(),
+        model, loss = build_model_and_loss(
+            config, train_ds, class_counts=labelled_ds.class_counts(), progress=progress
         )
         common = dict(
             device=device,
@@ -305,7 +296,7 @@ def train_pseudo_label(
             command=command,
             resume=resume,
             callback=callback,
-        )
+        )  # the fit options every round shares
         record: dict = {
             "format": FORMAT,
             "dataset": config.dataset,
@@ -429,7 +420,5 @@ def _pick_best(results: list[TrainResult]) -> int:
 
 
 def _save_record(out: Path, record: dict, results: list[TrainResult]) -> None:
-    from ferembed.models.checkpoint import _jsonable
-
-    _io.write_json(out / "pseudo_labels.json", _jsonable(record))
-    _write_logs(out, [row for res in results for row in res.history])
+    _io.write_json(out / "pseudo_labels.json", record)
+    write_logs(out, [row for res in results for row in res.history])

@@ -192,23 +192,31 @@ def affectnet_dir(tmp_path_factory) -> Path:
 # Generic -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def imagefolder_split_dir(tmp_path_factory) -> Path:
-    """train/{anger: 2, happy: 1}, test/{happy: 1, sadness: 1}, as PNG."""
-    root = tmp_path_factory.mktemp("imagefolder_split")
-    for rel in ("train/anger/a1.png", "train/anger/a2.png", "train/happy/h1.png"):
-        save_image(root / rel)
-    for rel in ("test/happy/h1.png", "test/sadness/s1.png"):
+def _image_tree(tmp_path_factory, name: str, rels) -> Path:
+    """A fresh folder with one small image at each relative path of ``rels``."""
+    root = tmp_path_factory.mktemp(name)
+    for rel in rels:
         save_image(root / rel)
     return root
 
 
 @pytest.fixture(scope="session")
+def imagefolder_split_dir(tmp_path_factory) -> Path:
+    """train/{anger: 2, happy: 1}, test/{happy: 1, sadness: 1}, as PNG."""
+    train = ("train/anger/a1.png", "train/anger/a2.png", "train/happy/h1.png")
+    return _image_tree(
+        tmp_path_factory, "imagefolder_split", train + ("test/happy/h1.png", "test/sadness/s1.png")
+    )
+
+
+@pytest.fixture(scope="session")
 def imagefolder_flat_dir(tmp_path_factory) -> Path:
     """{surprise: 2, neutral: 1} without split folders."""
-    root = tmp_path_factory.mktemp("imagefolder_flat")
-    for rel in ("surprise/x1.png", "surprise/x2.jpg", "neutral/n1.png"):
-        save_image(root / rel)
+    root = _image_tree(
+        tmp_path_factory,
+        "imagefolder_flat",
+        ("surprise/x1.png", "surprise/x2.jpg", "neutral/n1.png"),
+    )
     (root / "surprise" / "notes.txt").write_text("not an image")
     return root
 

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from loss_helpers import loss_with_centers
 
 from ferembed.losses import create_loss
 
@@ -11,10 +12,7 @@ CENTERS = [[1.0, 1.0], [2.0, 2.0], [5.0, 5.0]]
 
 
 def _loss(**kw):
-    loss = create_loss("center", 3, 2, **kw)
-    with torch.no_grad():
-        loss.centers.copy_(torch.tensor(CENTERS))
-    return loss
+    return loss_with_centers("center", CENTERS, **kw)
 
 
 def test_value_by_hand():

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from loss_helpers import loss_with_centers
 
 from ferembed.losses import create_loss
 
@@ -9,10 +10,7 @@ CENTERS = [[0.0, 0.0], [3.0, 0.0], [0.0, 2.0]]
 
 
 def _loss(**kw):
-    loss = create_loss("emlf", 3, 2, **kw)
-    with torch.no_grad():
-        loss.centers.copy_(torch.tensor(CENTERS))
-    return loss
+    return loss_with_centers("emlf", CENTERS, **kw)
 
 
 def test_value_and_gradient_by_hand():

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from loss_helpers import loss_with_centers
 
 from ferembed.losses import create_loss
 
@@ -10,10 +11,7 @@ R = 1 / math.sqrt(2)
 
 
 def _loss(**kw):
-    loss = create_loss("island", 3, 2, **kw)
-    with torch.no_grad():
-        loss.centers.copy_(torch.tensor(CENTERS))
-    return loss
+    return loss_with_centers("island", CENTERS, **kw)
 
 
 def test_value_by_hand():

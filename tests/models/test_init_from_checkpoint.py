@@ -13,7 +13,7 @@ from ferembed.errors import CheckpointError
 from ferembed.models import checkpoint_paths, create_model, load_checkpoint, save_checkpoint
 from ferembed.models.checkpoint import init_from_checkpoint
 from ferembed.training import TrainConfig, train
-from ferembed.training.trainer import build_datasets, build_model, init_model
+from ferembed.training.setup import build_datasets, build_model, init_model
 
 WIDTHS = (4, 4, 8, 8)
 SOURCE_CLASSES = ["angry", "happy", "sad", "surprise"]
@@ -23,13 +23,7 @@ TARGET_CLASSES = ["surprise", "anger", "contempt", "happy", "sadness"]
 EXPECTED_MAP = [3, 0, None, 1, 2]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP wait overhead on a shared, busy CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _vgg(num_classes, *, seed, embedding_dim=8, widths=WIDTHS, perturb=False):

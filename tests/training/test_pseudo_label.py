@@ -8,11 +8,11 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny_data import banded
+from tiny_data import banded, tiny_train_config
 
 from ferembed.data._registry import register_dataset
-from ferembed.training import TrainConfig, train
 from ferembed.training import pseudo_label as pl
+from ferembed.training import train
 
 CLASSES = ["angry", "happy", "sad"]
 
@@ -24,34 +24,21 @@ def _tiny(root, split, *, n: int | None = None, seed: int = 0, **_):
     )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP wait overhead on a shared, busy CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _config(tmp_path, **changes):
     base = dict(
         dataset="tiny3_pl",
-        arch="vgg",
-        model_kwargs={"widths": [4, 8, 8, 8]},
-        embedding_dim=8,
-        loss="softmax",
         epochs=1,
         pseudo_epochs=1,
         pseudo_rounds=2,
-        batch_size=16,
-        lr=0.05,
         hidden_label_fraction=0.5,
         pseudo_keep_fraction=0.5,
         method="pseudo_label",
-        out=str(tmp_path / "pl"),
     )
-    base.update(changes)
-    return TrainConfig(**base)
+    out = changes.pop("out", tmp_path / "pl")
+    return tiny_train_config(out, **{**base, **changes})
 
 
 # ------------------------------------------------------------------------------------------------

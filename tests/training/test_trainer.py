@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tiny_data import banded
+from tiny_data import banded, tiny_train_config
 
 from ferembed.data._base import ArrayDataset
 from ferembed.data._registry import register_dataset
 from ferembed.losses import FERLoss
 from ferembed.models import load_checkpoint, normalize_images
 from ferembed.training import ConfigError, TrainConfig, train
-from ferembed.training import trainer as trainer_mod
+from ferembed.training import setup as setup_mod
 
 CLASSES = ["happy", "sad", "surprise"]
 
@@ -38,28 +38,10 @@ class ProbeOnlyLoss(FERLoss):
 
 
 def tiny_config(tmp_path, name="run", **changes) -> TrainConfig:
-    base = dict(
-        dataset="tiny3",
-        arch="vgg",
-        model_kwargs={"widths": [4, 8, 8, 8]},
-        embedding_dim=8,
-        loss="softmax",
-        epochs=2,
-        batch_size=16,
-        lr=0.05,
-        out=str(tmp_path / name),
-    )
-    base.update(changes)
-    return TrainConfig(**base)
+    return tiny_train_config(tmp_path / name, **{"dataset": "tiny3", "epochs": 2, **changes})
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one thread avoids OpenMP wait overhead on a shared, busy CPU.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _weights(path):
@@ -173,7 +155,7 @@ def test_existing_run_needs_resume_or_overwrite(tmp_path):
 
 def test_linear_probe_when_the_loss_does_not_use_the_head(tmp_path, monkeypatch):
     monkeypatch.setattr(
-        trainer_mod, "build_loss", lambda name, params, c, d, counts: ProbeOnlyLoss(c, d)
+        setup_mod, "build_loss", lambda name, params, c, d, counts: ProbeOnlyLoss(c, d)
     )
     res = train(tiny_config(tmp_path, epochs=2), progress=False)
     row = res.history[-1]
@@ -263,7 +245,7 @@ def test_unknown_dataset_and_arch_are_user_errors(tmp_path):
 
 
 def test_subset_views_compose_and_relabel():
-    from ferembed.training.trainer import SubsetDataset
+    from ferembed.data.subset import SubsetDataset
 
     base = _tiny3(None, "train")
     outer = SubsetDataset(base, [10, 11, 12, 13, 14])

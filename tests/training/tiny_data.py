@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ferembed.data._base import ArrayDataset, Sample
+from ferembed.training import TrainConfig
 
 
 def banded(split: str, classes: list[str], *, n: int, seed: int = 0, name: str) -> ArrayDataset:
@@ -18,3 +19,17 @@ def banded(split: str, classes: list[str], *, n: int, seed: int = 0, name: str) 
     ds = ArrayDataset(images, samples, classes, split=split, image_size=16)
     ds.name = name
     return ds
+
+
+def tiny_train_config(out, **changes) -> TrainConfig:
+    """A 4-8-8-8 VGG with 8-d embeddings, softmax, batch 16, lr 0.05, writing to ``out``."""
+    base = dict(
+        arch="vgg",
+        model_kwargs={"widths": [4, 8, 8, 8]},
+        embedding_dim=8,
+        loss="softmax",
+        batch_size=16,
+        lr=0.05,
+        out=str(out),
+    )
+    return TrainConfig(**{**base, **changes})
