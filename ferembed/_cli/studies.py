@@ -199,7 +199,7 @@ def add_study_commands(add) -> None:
         "--num-folds",
         type=int_at_least(2),
         metavar="K",
-        help="number of subject-independent folds (>= 2; default: the config's, else the dataset's)",
+        help="subject-independent folds (>= 2; default: the config's, else the dataset's)",
     )
     _training_budget(sp)
     sp.add_argument(
