@@ -47,7 +47,8 @@ BAD_COMMAND_LINES = [
 
 
 @pytest.mark.parametrize(("argv", "needles"), BAD_COMMAND_LINES, ids=lambda v: " ".join(v))
-def test_bad_command_line_is_one_line(argv, needles, capsys):
+def test_bad_command_line_is_one_line(argv, needles, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # were a bad line accepted, what it wrote would land here
     assert main(argv) == 2
     _one_line_error(capsys, *needles)
 
