@@ -23,7 +23,7 @@ from ferembed._cli.data import add_datasets_command
 from ferembed._cli.runs import add_run_commands
 from ferembed._cli.studies import add_study_commands
 from ferembed._version import __version__
-from ferembed.errors import FerembedError
+from ferembed.errors import FerembedError, UsageError
 
 
 # --------------------------------------------------------------------------------------- commands
@@ -209,11 +209,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error_line(exc: Exception) -> str:
+    """One line naming the culprit. An OSError from the system reads "PATH: reason" (the path the
+    user gave, not a temporary file next to it)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        path = exc.filename2 if exc.filename2 is not None else exc.filename
+        return f"{path}: {exc.strerror}"
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except FerembedError as exc:  # a UsageError from the parser
+    except UsageError as exc:
         print(f"ferembed: error: {exc}", file=sys.stderr)
         return 2
     debug = args.debug or os.environ.get("FEREMBED_DEBUG") == "1"
@@ -224,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         # folder is needed; the message names the path.
         if debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"ferembed: error: {msg}", file=sys.stderr)
+        print(f"ferembed: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ferembed: interrupted", file=sys.stderr)

@@ -75,7 +75,8 @@ def test_a_file_where_a_folder_is_needed(tmp_path, capsys):
 def test_an_output_that_is_a_directory(run_dir, tmp_path, capsys):
     (tmp_path / "out").mkdir()
     assert main(["compare", str(run_dir), str(run_dir), "--out", str(tmp_path / "out")]) == 2
-    _one_line_error(capsys, "Is a directory", "out")  # IsADirectoryError
+    line = _one_line_error(capsys, "Is a directory")  # IsADirectoryError
+    assert line.endswith(f"{tmp_path / 'out'}: Is a directory"), line  # the user's path, no .tmp
     assert (tmp_path / "out").is_dir() and not any((tmp_path / "out").iterdir())
 
 
