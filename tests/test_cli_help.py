@@ -2,6 +2,10 @@
 page (a description of what the command reads and writes, and examples)."""
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +98,27 @@ def test_registry_choices_are_the_librarys():
     assert choices("export", "--format") == list(FORMATS)
     assert choices("index", "--kind") == list(KINDS)
     assert choices("evaluate", "--include") == list(GROUPS)
+
+
+def test_parsing_imports_no_registry():
+    # `ferembed --help`, `--version` and a parse error stay instant: the registries behind the
+    # choices (torch, scikit-learn, FAISS) are imported only when a command or its help needs them.
+    repo = Path(__file__).resolve().parents[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")]),
+    }
+    code = (
+        "import sys\n"
+        "from ferembed.cli import build_parser, main\n"
+        "build_parser().format_help()\n"
+        "assert main(['compare', 'a', 'b', '-k', '0']) == 2\n"
+        "assert sys.modules['ferembed'].__file__.startswith(sys.argv[1])\n"
+        "heavy = ('torch', 'sklearn', 'faiss', 'ferembed.metrics')\n"
+        "print([m for m in heavy if m in sys.modules])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(repo)], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
