@@ -16,7 +16,7 @@ import os
 import sys
 
 from ferembed._cli.app import add_app_commands
-from ferembed._cli.args import Parser, add_command
+from ferembed._cli.args import DATASET_CHOICES, Parser, add_command, int_at_least
 from ferembed._cli.args import command_line as _command_line
 from ferembed._cli.args import kv_pairs as _kv
 from ferembed._cli.data import add_datasets_command
@@ -141,11 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
         return add_command(sub, name, fn, help_, **texts)
 
     def dataset_args(sp, split_default="test"):
-        sp.add_argument("--dataset", required=True, help="dataset name (see `ferembed datasets`)")
+        sp.add_argument(
+            "--dataset",
+            required=True,
+            choices=DATASET_CHOICES,
+            metavar="NAME",
+            help="dataset layout: %(choices)s (see `ferembed datasets`)",
+        )
         sp.add_argument("--root", help="dataset root (not needed for synthfer)")
-        sp.add_argument("--split", default=split_default)
-        sp.add_argument("--fold", type=int, help="fold index for k-fold datasets (CK+)")
-        sp.add_argument("--num-folds", type=int, default=10)
+        sp.add_argument(
+            "--split",
+            default=split_default,
+            help="split to read, e.g. train, val, test, all (default %(default)s)",
+        )
+        sp.add_argument("--fold", type=int_at_least(0), help="fold index for k-fold datasets (CK+)")
+        sp.add_argument(
+            "--num-folds",
+            type=int_at_least(2),
+            default=10,
+            help="number of folds of a k-fold dataset (default %(default)s)",
+        )
         sp.add_argument(
             "--dataset-arg",
             action="append",
