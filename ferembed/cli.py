@@ -1,83 +1,32 @@
 """The ``ferembed`` command line. Thin: parse, call the library, print.
 
-User errors (bad paths, corrupt images, malformed runs, invalid options) print one line
-``ferembed: error: ...`` and exit 2. ``--debug`` (or FEREMBED_DEBUG=1) shows the traceback.
+User errors (bad paths, corrupt images, malformed runs, invalid options, unwritable outputs)
+print one line ``ferembed: error: ...`` and exit 2. ``--debug`` (or FEREMBED_DEBUG=1) shows the
+traceback.
+
+The commands that build models and runs (train, embed, import) live here; the others are in
+ferembed/_cli/ (datasets in ``data``; evaluate, export, compare, index in ``runs``; zoo, kfold in
+``studies``; dashboard, demo in ``app``), with the shared argparse machinery in ``_cli.args``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shlex
 import sys
-from pathlib import Path
 
+from ferembed._cli.app import add_app_commands
+from ferembed._cli.args import DATASET_CHOICES, Parser, add_command, int_at_least
+from ferembed._cli.args import command_line as _command_line
+from ferembed._cli.args import kv_pairs as _kv
+from ferembed._cli.data import add_datasets_command
+from ferembed._cli.runs import add_run_commands
+from ferembed._cli.studies import add_study_commands
 from ferembed._version import __version__
-from ferembed.errors import FerembedError
-
-
-def _kv(items: list[str] | None, flag: str) -> dict:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as JSON when they parse)."""
-    out = {}
-    for item in items or []:
-        key, sep, val = item.partition("=")
-        if not sep or not key:
-            raise FerembedError(f"{flag} expects KEY=VALUE, got {item!r}")
-        try:
-            out[key.strip()] = json.loads(val)
-        except json.JSONDecodeError:
-            out[key.strip()] = val
-    return out
-
-
-def _command_line() -> str:
-    return "ferembed " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+from ferembed.errors import FerembedError, UsageError
 
 
 # --------------------------------------------------------------------------------------- commands
-def cmd_datasets(args) -> int:
-    from ferembed.data import detect_layout, list_datasets, summarize
-
-    if args.root is None:
-        for info in list_datasets():
-            splits = ", ".join(info.splits)
-            print(f"{info.name:12s} splits: {splits}\n{'':12s} layout: {info.layout}\n")
-        return 0
-    name = args.dataset or detect_layout(args.root)
-    if name is None:
-        raise FerembedError(
-            f"--root {args.root}: cannot tell which dataset layout this is; pass --dataset "
-            "(`ferembed datasets` lists the layouts)"
-        )
-    summary = summarize(name, args.root, **_kv(args.dataset_arg, "--dataset-arg"))
-    print(json.dumps(summary, indent=2) if args.json else _format_summary(summary))
-    return 0
-
-
-def _format_summary(summary: dict) -> str:
-    """One row per split: the count of each class, the total and the number of subjects."""
-    classes = summary["class_names"]
-    lines = [f"{summary['dataset']} at {summary['root']}"]
-    lines.append(
-        "split".ljust(8)
-        + "".join(c[:8].rjust(9) for c in classes)
-        + "total".rjust(9)
-        + "subjects".rjust(10)
-    )
-    for split, info in summary["splits"].items():
-        counts = [info["counts"].get(c, 0) for c in classes]
-        lines.append(
-            split.ljust(8)
-            + "".join(str(v).rjust(9) for v in counts)
-            + str(info["n"]).rjust(9)
-            + str(info.get("subjects") or "").rjust(10)
-        )
-    for split, reason in (summary.get("skipped") or {}).items():
-        lines.append(f"{split}: skipped ({reason})")
-    return "\n".join(lines)
-
-
 def cmd_train(args) -> int:
     from ferembed.training import TrainConfig, apply_overrides, load_config, train
     from ferembed.training.methods import SEED_METHODS, method_overrides
@@ -218,164 +167,47 @@ def cmd_import(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from ferembed.metrics.summary import format_summary
-    from ferembed.runs import evaluate_run
-
-    for run_dir in args.runs:
-        kw = {}
-        if args.sample_size is not None:
-            kw["sample_size"] = args.sample_size
-        if args.include:
-            kw["include"] = args.include.split(",")
-        if args.exclude:
-            kw["exclude"] = args.exclude.split(",")
-        metrics = evaluate_run(run_dir, reference=args.reference, distance=args.distance, **kw)
-        print(format_summary(metrics))
-    return 0
-
-
-def cmd_export(args) -> int:
-    from ferembed.export import export
-
-    path = export(args.runs, format=args.format, out=args.out, evaluate=args.evaluate)
-    print(f"wrote {path}")
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from ferembed.runs import compare_runs, format_comparison, load_run
-
-    result = compare_runs(
-        load_run(args.run_a), load_run(args.run_b), distance=args.distance, k=args.k
-    )
-    if args.out:
-        from ferembed import _io
-
-        _io.write_json(args.out, result)
-    print(format_comparison(result))
-    return 0
-
-
-def cmd_index(args) -> int:
-    import time
-
-    from ferembed.index import build_index, index_recall, save_index
-    from ferembed.runs import load_run
-
-    run = load_run(args.run)
-    distance = args.distance or run.distance
-    t0 = time.perf_counter()
-    index = build_index(run.embeddings, kind=args.kind, distance=distance)
-    built = time.perf_counter() - t0
-    path = save_index(index, run.path)
-    line = f"wrote {path}: {args.kind} {distance}, N={run.n}, built in {built:.2f} s"
-    if args.kind != "flat":
-        k = min(10, run.n - 1)
-        line += f", recall@{k} vs exact {index_recall(index, run.embeddings, k=k):.4f}"
-    print(line)
-    return 0
-
-
-def cmd_zoo(args) -> int:
-    from ferembed.zoo import METHODS, train_zoo, write_card
-
-    if args.cards_only:
-        methods = args.methods or [m for m in METHODS if (Path(args.out) / f"{m}.json").exists()]
-        for m in methods:
-            row = write_card(m, args.out, dataset=args.dataset, root=args.root, work=args.work)
-            print(f"{m:18s} test acc {_pct(row['test_accuracy'])}")
-        return 0
-
-    base = _kv(args.set, "--set")
-    for key in ("arch", "epochs", "seed", "batch_size", "lr", "max_train_samples", "device"):
-        if getattr(args, key) is not None:
-            base[key] = getattr(args, key)
-    rows = train_zoo(
-        dataset=args.dataset,
-        root=args.root,
-        out=args.out,
-        methods=args.methods,
-        base=base,
-        work=args.work,
-        progress=not args.quiet,
-        command=_command_line(),
-    )
-    for r in rows:
-        print(f"{r['method']:18s} test acc {_pct(r['test_accuracy'])}  {r['wall_time_s']} s")
-    return 0
-
-
-def cmd_kfold(args) -> int:
-    from ferembed.kfold import train_kfold
-    from ferembed.training import TrainConfig, apply_overrides, load_config
-
-    config = load_config(args.config) if args.config else TrainConfig()
-    overrides = _kv(args.set, "--set")
-    for key in ("dataset", "root", "num_folds", "epochs", "seed", "device"):
-        if getattr(args, key) is not None:
-            overrides[key] = getattr(args, key)
-    overrides["val_split"] = None  # the held-out fold never picks an epoch
-    config = apply_overrides(config, overrides)
-    record = train_kfold(
-        config, out=args.out, folds=args.folds, progress=not args.quiet, command=_command_line()
-    )
-    s = record["summary"]
-    acc, mca = s["accuracy"], s["mean_class_accuracy"]
-    std = f" +- {_pct(acc['std'])}" if acc["std"] is not None else ""
-    print(
-        f"{record['dataset']} {s['n_folds']}-fold: accuracy {_pct(acc['mean'])}{std}, "
-        f"mean class accuracy {_pct(mca['mean'])}, pooled {_pct(s.get('pooled_accuracy'))}"
-    )
-    print(f"wrote {Path(args.out) / 'kfold.json'}")
-    return 0
-
-
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.2f}%"
-
-
-def cmd_dashboard(args) -> int:
-    from ferembed._dashboard import launch
-
-    root = Path(args.runs)
-    if not root.is_dir():
-        raise FerembedError(f"--runs {root}: not a directory")
-    return launch(root, port=args.port)
-
-
-def cmd_demo(args) -> int:
-    from ferembed.demo import run_demo
-
-    return run_demo(
-        runs=Path(args.runs),
-        fer2013=args.fer2013,
-        dashboard=not args.no_dashboard,
-        port=args.port,
-        checkpoints=Path(args.checkpoints),
-    )
-
-
 # ----------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ferembed", description="Metric-learning workbench for facial expression recognition."
+    p = Parser(
+        prog="ferembed",
+        description="Metric-learning workbench for facial expression recognition: train models, "
+        "embed datasets into run directories, evaluate, compare and export them, and explore "
+        "them in a dashboard.",
+        epilog="`ferembed COMMAND --help` describes each command, what it reads and writes, "
+        "with examples.\nexample:\n  ferembed demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--version", action="version", version=f"ferembed {__version__}")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.add_argument("--debug", action="store_true", help="show tracebacks (also FEREMBED_DEBUG=1)")
+    sub = p.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", help="one of the commands below"
+    )
 
-    def add(name, fn, help_):
-        sp = sub.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(fn=fn)
-        return sp
+    def add(name, fn, help_, **texts):
+        return add_command(sub, name, fn, help_, **texts)
 
     def dataset_args(sp, split_default="test"):
-        sp.add_argument("--dataset", required=True, help="dataset name (see `ferembed datasets`)")
+        sp.add_argument(
+            "--dataset",
+            required=True,
+            choices=DATASET_CHOICES,
+            metavar="NAME",
+            help="dataset layout: %(choices)s (see `ferembed datasets`)",
+        )
         sp.add_argument("--root", help="dataset root (not needed for synthfer)")
-        sp.add_argument("--split", default=split_default)
-        sp.add_argument("--fold", type=int, help="fold index for k-fold datasets (CK+)")
-        sp.add_argument("--num-folds", type=int, default=10)
+        sp.add_argument(
+            "--split",
+            default=split_default,
+            help="split to read, e.g. train, val, test, all (default %(default)s)",
+        )
+        sp.add_argument("--fold", type=int_at_least(0), help="fold index for k-fold datasets (CK+)")
+        sp.add_argument(
+            "--num-folds",
+            type=int_at_least(2),
+            default=10,
+            help="number of folds of a k-fold dataset (default %(default)s)",
+        )
         sp.add_argument(
             "--dataset-arg",
             action="append",
@@ -383,11 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="extra dataset option, e.g. classes=6",
         )
 
-    sp = add("datasets", cmd_datasets, "list supported datasets, or count a root's splits")
-    sp.add_argument("--root", help="count the classes per split of this dataset root")
-    sp.add_argument("--dataset", help="dataset name (guessed from the layout when omitted)")
-    sp.add_argument("--dataset-arg", action="append", metavar="KEY=VALUE")
-    sp.add_argument("--json", action="store_true")
+    add_datasets_command(add)
 
     sp = add("train", cmd_train, "train a model with a loss (flags override --config)")
     sp.add_argument("--config", help="JSON or TOML TrainConfig file (or a checkpoint sidecar)")
@@ -473,98 +301,38 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--name")
     sp.add_argument("--overwrite", action="store_true")
 
-    sp = add("evaluate", cmd_evaluate, "compute every metric of a run into RUN/metrics.json")
-    sp.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    sp.add_argument("--reference", help="search queries against this run (e.g. train)")
-    sp.add_argument("--distance", choices=["cosine", "euclidean"])
-    sp.add_argument("--include", help="comma-separated metric groups")
-    sp.add_argument("--exclude", help="comma-separated metric groups")
-    sp.add_argument("--sample-size", type=int, help="query sample size for sampled retrieval")
-
-    sp = add("export", cmd_export, "export the metrics of many runs for papers and CI")
-    sp.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    sp.add_argument(
-        "--format", required=True, choices=["json", "csv", "parquet", "markdown", "html"]
-    )
-    sp.add_argument("--out", required=True)
-    sp.add_argument("--evaluate", action="store_true", help="evaluate runs lacking metrics.json")
-
-    sp = add("compare", cmd_compare, "paired comparison of two runs on the same samples")
-    sp.add_argument("run_a")
-    sp.add_argument("run_b")
-    sp.add_argument("--distance", choices=["cosine", "euclidean"])
-    sp.add_argument("-k", type=int, default=10)
-    sp.add_argument("--out", help="write the full comparison as JSON")
-
-    sp = add("index", cmd_index, "build a FAISS index next to a run")
-    sp.add_argument("run")
-    sp.add_argument("--kind", default="flat", choices=["flat", "ivf", "hnsw"])
-    sp.add_argument("--distance", choices=["cosine", "euclidean"])
-
-    sp = add("zoo", cmd_zoo, "train every seed method under one budget, with model cards")
-    sp.add_argument("--dataset", required=True)
-    sp.add_argument("--root")
-    sp.add_argument("--out", required=True, help="checkpoint directory, e.g. checkpoints/synthfer")
-    sp.add_argument("--methods", nargs="+", help="subset of the seed methods (default: all)")
-    sp.add_argument("--work", help="training work directory (default .cache/zoo/DATASET)")
-    sp.add_argument("--arch")
-    sp.add_argument("--epochs", type=int)
-    sp.add_argument("--seed", type=int)
-    sp.add_argument("--batch-size", type=int)
-    sp.add_argument("--lr", type=float)
-    sp.add_argument("--max-train-samples", type=int)
-    sp.add_argument("--device")
-    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig field")
-    sp.add_argument(
-        "--cards-only",
-        action="store_true",
-        help="no training: re-embed, re-evaluate and rewrite the cards of OUT",
-    )
-    sp.add_argument("--quiet", action="store_true")
-
-    sp = add(
-        "kfold",
-        cmd_kfold,
-        "subject-independent k-fold (CK+): train on k-1 folds, test the held-out one, per fold",
-    )
-    sp.add_argument("--config", help="JSON or TOML TrainConfig file (e.g. a shipped .config.json)")
-    sp.add_argument("--dataset")
-    sp.add_argument("--root")
-    sp.add_argument("--num-folds", type=int)
-    sp.add_argument("--epochs", type=int)
-    sp.add_argument("--seed", type=int)
-    sp.add_argument("--device")
-    sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="any TrainConfig field")
-    sp.add_argument("--folds", type=int, nargs="+", help="run only these folds (default: all)")
-    sp.add_argument("--out", required=True, help="study directory (fold-k/ and kfold.json)")
-    sp.add_argument("--quiet", action="store_true")
-
-    sp = add("dashboard", cmd_dashboard, "open the dashboard on localhost")
-    sp.add_argument("--runs", required=True, help="runs root (the app reads only inside it)")
-    sp.add_argument("--port", type=int, default=8501)
-
-    sp = add("demo", cmd_demo, "the embedded default end to end: SynthFER -> runs -> dashboard")
-    sp.add_argument("--runs", default="demo_runs", help="where to write the runs")
-    sp.add_argument(
-        "--checkpoints", default=str(Path(__file__).resolve().parents[1] / "checkpoints")
-    )
-    sp.add_argument("--fer2013", help="use this FER2013 root and the FER2013 checkpoints")
-    sp.add_argument("--no-dashboard", action="store_true", help="stop after writing the runs")
-    sp.add_argument("--port", type=int, default=8501)
+    add_run_commands(add)
+    add_study_commands(add)
+    add_app_commands(add)
     return p
+
+
+def _error_line(exc: Exception) -> str:
+    """One line naming the culprit. An OSError from the system reads "PATH: reason" (the path the
+    user gave, not a temporary file next to it)."""
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        path = exc.filename2 if exc.filename2 is not None else exc.filename
+        return f"{path}: {exc.strerror}"
+    text = str(exc)
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"ferembed: error: {exc}", file=sys.stderr)
+        return 2
     debug = args.debug or os.environ.get("FEREMBED_DEBUG") == "1"
     try:
         return int(args.fn(args) or 0)
-    except (FerembedError, ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (FerembedError, ValueError, OSError) as exc:
+        # OSError: a missing input, an existing output, a read-only or full disk, a file where a
+        # folder is needed; the message names the path.
         if debug:
             raise
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"ferembed: error: {msg}", file=sys.stderr)
+        print(f"ferembed: error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ferembed: interrupted", file=sys.stderr)

@@ -12,6 +12,11 @@ class FerembedError(Exception):
     """An error caused by user input; its message is shown as one line, without a traceback."""
 
 
+class UsageError(FerembedError):
+    """A command line the parser rejects: an unknown option, a missing argument, a value out of
+    range or not among the choices."""
+
+
 class DataError(FerembedError):
     """A dataset, image, manifest or label problem."""
 

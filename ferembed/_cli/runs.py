@@ -1,0 +1,223 @@
+"""Commands that read run directories: ``evaluate``, ``export``, ``compare``, ``index``."""
+
+from __future__ import annotations
+
+from ferembed._cli.args import DISTANCE_CHOICES, LazyChoices, int_at_least
+
+
+def cmd_evaluate(args) -> int:
+    from ferembed.metrics.summary import format_summary
+    from ferembed.runs import evaluate_run
+
+    for run_dir in args.runs:
+        kw = {}
+        if args.sample_size is not None:
+            kw["sample_size"] = args.sample_size
+        if args.include:
+            kw["include"] = args.include.split(",")
+        if args.exclude:
+            kw["exclude"] = args.exclude.split(",")
+        metrics = evaluate_run(run_dir, reference=args.reference, distance=args.distance, **kw)
+        print(format_summary(metrics))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from ferembed.export import export
+
+    path = export(args.runs, format=args.format, out=args.out, evaluate=args.evaluate)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from ferembed.runs import compare_runs, format_comparison, load_run
+
+    result = compare_runs(
+        load_run(args.run_a), load_run(args.run_b), distance=args.distance, k=args.k
+    )
+    if args.out:
+        from ferembed import _io
+
+        _io.write_json(args.out, result)
+    print(format_comparison(result))
+    return 0
+
+
+def cmd_index(args) -> int:
+    import time
+
+    from ferembed.index import build_index, index_recall, save_index
+    from ferembed.runs import load_run
+
+    run = load_run(args.run)
+    distance = args.distance or run.distance
+    t0 = time.perf_counter()
+    index = build_index(run.embeddings, kind=args.kind, distance=distance)
+    built = time.perf_counter() - t0
+    path = save_index(index, run.path)
+    line = f"wrote {path}: {args.kind} {distance}, N={run.n}, built in {built:.2f} s"
+    if args.kind != "flat":
+        k = min(10, run.n - 1)
+        line += f", recall@{k} vs exact {index_recall(index, run.embeddings, k=k):.4f}"
+    print(line)
+    return 0
+
+
+def _metric_groups():
+    from ferembed.metrics.evaluate import GROUPS
+
+    return GROUPS
+
+
+def _export_formats():
+    from ferembed.export import FORMATS
+
+    return FORMATS
+
+
+def _index_kinds():
+    from ferembed.index import KINDS
+
+    return KINDS
+
+
+_GROUP_CHOICES = LazyChoices(_metric_groups, csv=True)
+
+_EVALUATE = """\
+Read each RUN_DIR (run.json, the embeddings, the samples and, when present, the logits and the
+classifier head), compute every metric group (retrieval, kNN/head/centroid classification,
+neighbours, k-means clustering, geometry, silhouette, neural collapse) with bootstrap intervals,
+write RUN_DIR/metrics.json and RUN_DIR/per_sample.parquet (atomically), and print a summary.
+Without --reference each face is searched against the rest of its own run (leave one out)."""
+
+_EXPORT = """\
+Read the metrics.json of each RUN_DIR (a folder that is not a run stands for the runs under it)
+and write one file comparing them: a JSON document, a long CSV or Parquet table, a Markdown
+summary, or a self-contained HTML report with figures that opens offline."""
+
+_COMPARE = """\
+Pair two runs by sample_id (the same faces embedded by two models) and print a paired
+comparison: correctness from each run's classifier head when both have logits (else a
+leave-one-out kNN vote), a McNemar test, paired bootstrap intervals of B - A for accuracy,
+per-class recall and F1 and geometry, the overlap of the two runs' kNN sets, and the faces whose
+prediction flipped. Reads the two runs; writes only the --out JSON."""
+
+_INDEX = """\
+Read RUN's embeddings, build a FAISS index and save it in RUN/index/ (the .faiss file and a .json
+that describes it). Approximate kinds also report their recall@10 against the exact search."""
+
+
+def add_run_commands(add) -> None:
+    """Add the ``evaluate``, ``export``, ``compare`` and ``index`` subparsers."""
+    sp = add(
+        "evaluate",
+        cmd_evaluate,
+        "compute every metric of a run into RUN/metrics.json",
+        description=_EVALUATE,
+        epilog="examples:\n  ferembed evaluate runs/softmax runs/center\n"
+        "  ferembed evaluate runs/test --reference runs/train --include retrieval,geometry",
+    )
+    sp.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories to evaluate")
+    sp.add_argument(
+        "--reference",
+        metavar="RUN_DIR",
+        help="search each query against this run (e.g. the training split) instead of "
+        "leave-one-out within the run",
+    )
+    sp.add_argument(
+        "--distance",
+        choices=DISTANCE_CHOICES,
+        metavar="DISTANCE",
+        help="%(choices)s: distance for the neighbour search and geometry (default: the run's)",
+    )
+    sp.add_argument(
+        "--include",
+        choices=_GROUP_CHOICES,
+        metavar="GROUP[,GROUP...]",
+        help="compute only these metric groups, comma-separated: %(choices)s",
+    )
+    sp.add_argument(
+        "--exclude",
+        choices=_GROUP_CHOICES,
+        metavar="GROUP[,GROUP...]",
+        help="skip these metric groups, comma-separated: %(choices)s",
+    )
+    sp.add_argument(
+        "--sample-size",
+        type=int_at_least(1),
+        metavar="N",
+        help="number of queries (class-stratified) for sampled retrieval on large runs "
+        "(default: all queries up to a size limit)",
+    )
+
+    sp = add(
+        "export",
+        cmd_export,
+        "export the metrics of many runs for papers and CI",
+        description=_EXPORT,
+        epilog="examples:\n  ferembed export runs/ --format markdown --out results.md\n"
+        "  ferembed export runs/softmax runs/center --format html --out report.html --evaluate",
+    )
+    sp.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run directories, or folders of runs"
+    )
+    sp.add_argument(
+        "--format",
+        required=True,
+        choices=LazyChoices(_export_formats),
+        metavar="FORMAT",
+        help="output format: %(choices)s",
+    )
+    sp.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    sp.add_argument(
+        "--evaluate",
+        action="store_true",
+        help="evaluate runs lacking metrics.json (writes it) instead of failing",
+    )
+
+    sp = add(
+        "compare",
+        cmd_compare,
+        "paired comparison of two runs on the same samples",
+        description=_COMPARE,
+        epilog="example:\n  ferembed compare runs/softmax runs/center -k 10 --out cmp.json",
+    )
+    sp.add_argument("run_a", metavar="RUN_A", help="first run directory (the reference)")
+    sp.add_argument("run_b", metavar="RUN_B", help="second run directory, same samples")
+    sp.add_argument(
+        "--distance",
+        choices=DISTANCE_CHOICES,
+        metavar="DISTANCE",
+        help="%(choices)s: distance for both runs' neighbour search and geometry "
+        "(default: each run's own)",
+    )
+    sp.add_argument(
+        "-k",
+        type=int_at_least(1),
+        default=10,
+        help="neighbours for the kNN vote and the kNN-set overlap (>= 1; default %(default)s)",
+    )
+    sp.add_argument("--out", metavar="FILE", help="also write the full comparison as JSON")
+
+    sp = add(
+        "index",
+        cmd_index,
+        "build a FAISS index next to a run",
+        description=_INDEX,
+        epilog="examples:\n  ferembed index runs/softmax\n  ferembed index runs/big --kind hnsw",
+    )
+    sp.add_argument("run", metavar="RUN_DIR", help="the run whose embeddings to index")
+    sp.add_argument(
+        "--kind",
+        default="flat",
+        choices=LazyChoices(_index_kinds),
+        metavar="KIND",
+        help="index type, flat (exact) or approximate: %(choices)s (default %(default)s)",
+    )
+    sp.add_argument(
+        "--distance",
+        choices=DISTANCE_CHOICES,
+        metavar="DISTANCE",
+        help="%(choices)s: the index metric (default: the run's own distance)",
+    )
