@@ -125,10 +125,9 @@ _TRAIN_FLAGS = (
 
 
 def cmd_embed(args) -> int:
-    from ferembed.runs.embed import embed_checkpoint
+    from ferembed.runs.embed import embed_checkpoint, embed_model
 
-    path = embed_checkpoint(
-        args.checkpoint,
+    common = dict(
         dataset=args.dataset,
         root=args.root,
         split=args.split,
@@ -145,6 +144,25 @@ def cmd_embed(args) -> int:
         progress=not args.quiet,
         command=_command_line(),
     )
+    model_only = ("weights", "embedding_layer", "head_layer", "input_size", "channels", "mean",
+                  "std", "classes")  # fmt: skip
+    if args.checkpoint is not None:
+        given = [f"--{k.replace('_', '-')}" for k in model_only if getattr(args, k) is not None]
+        if given:
+            raise FerembedError(f"{', '.join(given)}: only with --model (a checkpoint has its own)")
+        path = embed_checkpoint(args.checkpoint, **common)
+    else:
+        from ferembed.models.external import Preprocess
+
+        path = embed_model(
+            args.model,
+            weights=args.weights,
+            embedding_layer=args.embedding_layer,
+            head_layer=args.head_layer,
+            preprocess=Preprocess.from_options(args.input_size, args.channels, args.mean, args.std),
+            class_names=[c.strip() for c in args.classes.split(",")] if args.classes else None,
+            **common,
+        )
     from ferembed.runs import load_run
 
     run = load_run(path)
@@ -369,8 +387,52 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true", help="start afresh in a used OUT")
     sp.add_argument("--quiet", action="store_true")
 
-    sp = add("embed", cmd_embed, "embed a dataset split with a checkpoint into a run directory")
-    sp.add_argument("--checkpoint", required=True)
+    sp = add(
+        "embed",
+        cmd_embed,
+        "embed a dataset split with a checkpoint or your own model into a run directory",
+    )
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a ferembed checkpoint (.safetensors + sidecar)")
+    src.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="your own model: python:PATH.py:FUNC, python:pkg.module:FUNC (a factory returning an "
+        "nn.Module), torchscript:PATH or onnx:PATH. python: and torchscript: run the file's code: "
+        "trusted files only",
+    )
+    sp.add_argument(
+        "--weights",
+        help="state dict for a python: factory: .safetensors, or .pt/.pth plain tensors "
+        "(read with torch.load(weights_only=True))",
+    )
+    sp.add_argument(
+        "--embedding-layer",
+        metavar="NAME",
+        help="take the embedding from this submodule's output (a forward hook) instead of the "
+        "model's output; for torchscript:/onnx: an output position or name",
+    )
+    sp.add_argument(
+        "--head-layer",
+        metavar="NAME",
+        help="submodule (or output) giving the class logits: enables head accuracy and confusion",
+    )
+    sp.add_argument("--input-size", metavar="H|HxW", help="model input size (default 48)")
+    sp.add_argument(
+        "--channels", type=int, choices=[1, 3], help="input channels, gray replicated (default 1)"
+    )
+    sp.add_argument(
+        "--mean", help="subtracted after scaling pixels to [0, 1]: one value or one per channel "
+        "(default 0)",
+    )  # fmt: skip
+    sp.add_argument(
+        "--std", help="divisor after the mean: one value or one per channel (default 1)"
+    )
+    sp.add_argument(
+        "--classes",
+        help="comma-separated class names in the order of the model's logits "
+        "(default: the dataset's classes)",
+    )
     dataset_args(sp)
     sp.add_argument("--out", required=True, help="run directory to write")
     sp.add_argument("--batch-size", type=int, default=256)
