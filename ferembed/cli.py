@@ -180,6 +180,7 @@ def cmd_import(args) -> int:
         args.out,
         class_names=classes,
         logits=args.logits,
+        images=args.images,
         distance=args.distance,
         name=args.name,
         overwrite=args.overwrite,
@@ -448,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", required=True, help="CSV with a label column (+ sample_id, ...)")
     sp.add_argument("--logits", help="optional (N, C) .npy")
     sp.add_argument("--classes", help="comma-separated class names for integer labels")
+    sp.add_argument(
+        "--images",
+        metavar="ROOT",
+        help="folder the CSV's path/image column is relative to (default: the CSV's folder); "
+        "each row's face becomes a thumbnail",
+    )
     sp.add_argument("--out", required=True)
     sp.add_argument("--distance", default="cosine", choices=["cosine", "euclidean"])
     sp.add_argument("--name")
