@@ -19,10 +19,12 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ferembed import _io
 from ferembed.errors import DataError, RunFormatError
@@ -226,3 +228,46 @@ def find_series(root: str | os.PathLike) -> list[Path]:
             found.append(Path(dirpath))
             dirnames[:] = []
     return found
+
+
+#: The metrics the dashboard's Dynamics page plots against step (metrics.json keys).
+DYNAMICS_METRICS = (
+    "compactness",
+    "class_separation",
+    "fisher_ratio",
+    "precision_at_1",
+    "map_at_r",
+    "accuracy",
+)
+
+
+def series_table(
+    steps: Sequence[int],
+    metrics: Sequence[dict[str, Any] | None],
+    keys: Sequence[str] = DYNAMICS_METRICS,
+) -> pd.DataFrame:
+    """One row per (step, metric): ``step, metric, value, lo, hi`` from each step's metrics.json.
+
+    Values and 95% CI bounds (``metrics["ci"][key]``) missing from a step's metrics are NaN; a
+    step without metrics (None) gives NaN rows, so the steps stay aligned.
+    """
+    rows = []
+    for step, m in zip(steps, metrics, strict=True):
+        m = m or {}
+        ci = m.get("ci") or {}
+        for key in keys:
+            lo_hi = ci.get(key) if isinstance(ci.get(key), (list, tuple)) else (None, None)
+            rows.append(
+                {
+                    "step": int(step),
+                    "metric": key,
+                    "value": _float(m.get(key)),
+                    "lo": _float(lo_hi[0] if len(lo_hi) == 2 else None),
+                    "hi": _float(lo_hi[1] if len(lo_hi) == 2 else None),
+                }
+            )
+    return pd.DataFrame(rows, columns=["step", "metric", "value", "lo", "hi"])
+
+
+def _float(v: Any) -> float:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("nan")
