@@ -67,14 +67,18 @@ def images_to_thumbs(images: Any, size: int = THUMB_SIZE) -> np.ndarray:
             f"log_run: images must be (N, H, W), (N, H, W, C) or (N, C, H, W), got {a.shape}"
         )
     if a.dtype != np.uint8:
-        a = a.astype(np.float32)
+        # In-place float32 passes: this runs every epoch on the whole validation set.
+        a = np.array(a, dtype=np.float32)
         lo, hi = float(a.min(initial=0.0)), float(a.max(initial=0.0))
         if lo >= 0.0 and hi <= 1.0:
-            a = a * 255.0
+            a *= 255.0
         elif lo < 0.0 or hi > 255.0:
             mn = a.min(axis=(1, 2), keepdims=True)
-            a = (a - mn) * (255.0 / np.maximum(a.max(axis=(1, 2), keepdims=True) - mn, 1e-12))
-        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+            a -= mn
+            a *= 255.0 / np.maximum(a.max(axis=(1, 2), keepdims=True), 1e-12)
+        np.clip(a, 0.0, 255.0, out=a)
+        a += 0.5  # round half up on the cast below
+        a = a.astype(np.uint8)
     if a.shape[1:] == (size, size):
         return np.ascontiguousarray(a)
     from PIL import Image
