@@ -13,6 +13,7 @@ from test_browser import (  # noqa: F401  (fixtures: pytest finds them by name h
     _open,
     browser,
     server,
+    shots,
     sync_api,
 )
 from test_pages import chart
@@ -106,7 +107,7 @@ def test_no_series_says_how_to_log_one(app, tmp_path):
 
 
 @pytest.mark.browser
-def test_dynamics_page_in_chromium(browser, server):  # noqa: F811
+def test_dynamics_page_in_chromium(browser, server, shots):  # noqa: F811
     page = browser.new_page(viewport={"width": 1400, "height": 2000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -116,4 +117,5 @@ def test_dynamics_page_in_chromium(browser, server):  # noqa: F811
     assert page.locator(".js-plotly-plot").count() >= 2
     body = page.locator('[data-testid="stMain"]').inner_text()
     assert "Projection at a step" in body
+    page.screenshot(path=str(shots / "9-dynamics.png"), full_page=True)
     page.close()
