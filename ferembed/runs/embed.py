@@ -18,22 +18,7 @@ import numpy as np
 from ferembed.data import create_dataset, map_labels
 from ferembed.errors import DataError
 from ferembed.runs.format import make_samples, write_run
-
-#: Thumbnail side of every run (``thumbs.npy`` is (N, 48, 48) uint8 whatever the model's input).
-THUMB_SIZE = 48
-
-
-def thumbnails(images: np.ndarray, size: int = THUMB_SIZE) -> np.ndarray:
-    """(N, h, w) uint8 grayscale faces -> (N, size, size) uint8 (bilinear when resized)."""
-    images = np.asarray(images, dtype=np.uint8)
-    if images.shape[1:] == (size, size):
-        return images
-    from PIL import Image
-
-    out = np.empty((len(images), size, size), np.uint8)
-    for i, im in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(im).resize((size, size), Image.BILINEAR))
-    return out
+from ferembed.runs.log import images_to_thumbs
 
 
 def embed_dataset(
@@ -80,7 +65,7 @@ def embed_dataset(
             embs.append(e)
             if lg is not None:
                 logits.append(lg)
-            thumbs.append(thumbnails(imgs))
+            thumbs.append(images_to_thumbs(imgs))
             bar.update(len(imgs))
     return np.concatenate(embs), np.concatenate(logits) if logits else None, np.concatenate(thumbs)
 
