@@ -85,3 +85,15 @@ def test_images_without_a_path_column(faces, capsys):
     pd.read_csv(tmp / "labels.csv").drop(columns="path").to_csv(tmp / "labels.csv", index=False)
     assert _import(tmp, "--images", str(tmp / "faces")) == 2
     assert "--images needs a 'path' or 'image' column" in capsys.readouterr().err
+
+
+def test_metadata_run_evaluates_and_exports(faces, tmp_path):
+    from ferembed.export import export
+    from ferembed.metrics import evaluate_run
+
+    tmp, _ = faces
+    assert _import(tmp, "--images", str(tmp / "faces")) == 0
+    metrics = evaluate_run(tmp / "run", n_boot=0)
+    assert metrics["n"] == 6
+    out = export([tmp / "run"], format="html", out=tmp_path / "report.html")
+    assert out.stat().st_size > 0
