@@ -46,6 +46,12 @@ def _select(out: Any, name: str, where: str) -> Any:
     )
 
 
+def _listing(names) -> str:
+    names = list(names)
+    more = f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else ""
+    return (", ".join(names[:_MAX_LISTED]) or "none") + more
+
+
 class TorchRunner:
     """Calls a torch module; the embedding/logits come from its output or from hooked layers."""
 
@@ -59,24 +65,17 @@ class TorchRunner:
         self.scripted = isinstance(module, torch.jit.ScriptModule)
         self.embedding_layer, self.head_layer = embedding_layer, head_layer
         self.captured: dict[str, Any] = {}
-        if not self.scripted:
-            layers = dict(module.named_modules())
-            for role, name in (("embedding", embedding_layer), ("logits", head_layer)):
-                if name is None:
-                    continue
-                if name not in layers or name == "":
-                    names = [n for n in layers if n]
-                    shown = ", ".join(names[:_MAX_LISTED])
-                    more = (
-                        f", ... ({len(names) - _MAX_LISTED} more)"
-                        if len(names) > _MAX_LISTED
-                        else ""
-                    )
-                    raise CheckpointError(
-                        f"{where}: no layer {name!r} (layers: {shown or 'none'}{more})"
-                    )
-                layers[name].register_forward_hook(self._hook(role))
+        # Named submodules (not the model itself); a ScriptModule takes no hooks, so none.
         self.layers = {} if self.scripted else dict(module.named_modules())
+        self.layers.pop("", None)
+        for role, name in (("embedding", embedding_layer), ("logits", head_layer)):
+            if name is None or self.scripted:
+                continue
+            if name not in self.layers:
+                raise CheckpointError(
+                    f"{where}: no layer {name!r} (layers: {_listing(self.layers)})"
+                )
+            self.layers[name].register_forward_hook(self._hook(role))
 
     def _hook(self, role: str) -> Callable:
         def hook(_module, _inputs, output):
