@@ -29,6 +29,7 @@ import pandas as pd
 from ferembed import _io
 from ferembed.errors import DataError, RunFormatError
 from ferembed.runs.format import make_samples, write_run
+from ferembed.runs.importer import class_order
 
 SERIES_SCHEMA = "ferembed.series/1"
 SERIES_FILE = "series.json"
@@ -94,8 +95,6 @@ def _labels(labels: Any, class_names: list[str] | None, n: int) -> tuple[np.ndar
     if y.size != n:
         raise DataError(f"log_run: {y.size} labels for {n} embeddings")
     if y.dtype.kind in "US":  # class names: canonical expression order when they are expressions
-        from ferembed.runs.importer import class_order
-
         names = list(class_names) if class_names else class_order(y.tolist())
         lookup = {c: i for i, c in enumerate(names)}
         unknown = sorted(set(y.tolist()) - set(lookup))
@@ -134,7 +133,9 @@ def log_run(
         out: the run directory, or with ``step`` the series directory.
         embeddings: (N, D) float array or tensor.
         labels: (N,) integer indices into ``class_names``, or class names.
-        class_names: the classes (default ``class_0``...; for name labels, their sorted set).
+        class_names: the classes (default ``class_0``... up to the largest label; for name
+            labels, their set in canonical order). Pass them in a series, so that every step has
+            the same classes even when a step's labels miss one.
         sample_ids: (N,) ids stable across steps (default "0".."N-1"); runs are paired by them.
         logits: optional (N, C) head outputs (pred = argmax).
         images: optional faces (see :func:`images_to_thumbs`) stored as 48x48 thumbnails.
