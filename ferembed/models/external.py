@@ -399,6 +399,8 @@ def load_external_model(
                 where=spec,
             )
             _check_onnx_input(runner, preprocess, spec)
+            # onnxruntime falls back to the CPU when no CUDA provider is installed: say which ran.
+            info["device"] = runner.session.get_providers()[0]
     model = ExternalModel(runner, preprocess, spec=spec, info=info)
     dim, classes = model.check()
     model.info.update(embedding_dim=dim, num_params=model.num_params())

@@ -147,7 +147,11 @@ def _write_split_run(
         head_bias=b,
         thumbs=imgs if thumbs else None,
         folds=getattr(ds, "folds", None),
-        model={**model_info, "embedding_dim": int(emb.shape[1]), "device": device},
+        model={
+            **model_info,
+            "embedding_dim": int(emb.shape[1]),
+            "device": model_info.get("device", device),
+        },
         dataset={
             "name": dataset,
             "root": str(root) if root is not None else None,

@@ -78,6 +78,7 @@ def test_model_spec_matches_a_direct_forward_pass(files, tmp_path, case):
     assert model["spec"] == spec and model["preprocess"] == {
         "size": [48, 48], "channels": 3, "mean": list(MEAN), "std": list(STD),
     }  # fmt: skip
+    assert model["device"] == ("CPUExecutionProvider" if case == "onnx" else "cpu")
     if weights:
         digest = hashlib.sha256((files["dir"] / weights).read_bytes()).hexdigest()
         assert model["weights_sha256"] == digest
