@@ -124,6 +124,11 @@ _TRAIN_FLAGS = (
 )
 
 
+#: Options of `embed --model` that a checkpoint (which carries its own) must not get.
+_MODEL_FLAGS = ("weights", "embedding_layer", "head_layer", "input_size", "channels", "mean", "std",
+                "classes")  # fmt: skip
+
+
 def cmd_embed(args) -> int:
     from ferembed.runs.embed import embed_checkpoint, embed_model
 
@@ -144,10 +149,8 @@ def cmd_embed(args) -> int:
         progress=not args.quiet,
         command=_command_line(),
     )
-    model_only = ("weights", "embedding_layer", "head_layer", "input_size", "channels", "mean",
-                  "std", "classes")  # fmt: skip
     if args.checkpoint is not None:
-        given = [f"--{k.replace('_', '-')}" for k in model_only if getattr(args, k) is not None]
+        given = [f"--{k.replace('_', '-')}" for k in _MODEL_FLAGS if getattr(args, k) is not None]
         if given:
             raise FerembedError(f"{', '.join(given)}: only with --model (a checkpoint has its own)")
         path = embed_checkpoint(args.checkpoint, **common)
@@ -398,42 +401,20 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument(
         "--model",
         metavar="SPEC",
-        help="your own model: python:PATH.py:FUNC, python:pkg.module:FUNC (a factory returning an "
-        "nn.Module), torchscript:PATH or onnx:PATH. python: and torchscript: run the file's code: "
-        "trusted files only",
+        help="your own model (docs/byom.md): python:PATH.py:FUNC or python:pkg.module:FUNC (a "
+        "factory returning an nn.Module), torchscript:PATH, onnx:PATH. python: and torchscript: "
+        "run the file's code: trusted files only",
     )
+    sp.add_argument("--weights", help="python: state dict, .safetensors or plain-tensor .pt/.pth")
     sp.add_argument(
-        "--weights",
-        help="state dict for a python: factory: .safetensors, or .pt/.pth plain tensors "
-        "(read with torch.load(weights_only=True))",
+        "--embedding-layer", metavar="NAME", help="layer (or output) giving the embedding"
     )
-    sp.add_argument(
-        "--embedding-layer",
-        metavar="NAME",
-        help="take the embedding from this submodule's output (a forward hook) instead of the "
-        "model's output; for torchscript:/onnx: an output position or name",
-    )
-    sp.add_argument(
-        "--head-layer",
-        metavar="NAME",
-        help="submodule (or output) giving the class logits: enables head accuracy and confusion",
-    )
+    sp.add_argument("--head-layer", metavar="NAME", help="layer (or output) giving the logits")
     sp.add_argument("--input-size", metavar="H|HxW", help="model input size (default 48)")
-    sp.add_argument(
-        "--channels", type=int, choices=[1, 3], help="input channels, gray replicated (default 1)"
-    )
-    sp.add_argument(
-        "--mean", help="subtracted after scaling pixels to [0, 1]: one value or one per channel "
-        "(default 0)",
-    )  # fmt: skip
-    sp.add_argument(
-        "--std", help="divisor after the mean: one value or one per channel (default 1)"
-    )
-    sp.add_argument(
-        "--classes",
-        help="comma-separated class names in the order of the model's logits "
-        "(default: the dataset's classes)",
-    )
+    sp.add_argument("--channels", type=int, choices=[1, 3], help="input channels (default 1)")
+    sp.add_argument("--mean", help="after pixels/255, one value or one per channel (default 0)")
+    sp.add_argument("--std", help="after the mean, one value or one per channel (default 1)")
+    sp.add_argument("--classes", help="comma-separated classes in the order of the logits")
     dataset_args(sp)
     sp.add_argument("--out", required=True, help="run directory to write")
     sp.add_argument("--batch-size", type=int, default=256)
