@@ -45,7 +45,7 @@ def embed_dataset(
     from ferembed.models.external import ExternalModel, Preprocess
 
     if not isinstance(model, ExternalModel):
-        from ferembed.models._base import INPUT_MEAN, INPUT_STD
+        from ferembed.models import INPUT_MEAN, INPUT_STD
 
         pre = Preprocess(
             size=(dataset.load_image(0).shape[0],) * 2,
