@@ -117,3 +117,27 @@ def test_non_square_input_and_grayscale(tmp_path):
     run = load_run(tmp_path / "run")
     assert run.dim == 4 and run.logits is None and run.thumbs.shape == (6, 48, 48)
     assert run.manifest["model"]["preprocess"]["size"] == [40, 32]
+
+
+def test_dict_output_gives_embedding_and_logits(tmp_path):
+    root = make_imagefolder(tmp_path / "faces", per_class=2)
+    helper = tmp_path / "dict_net.py"
+    helper.write_text(
+        "import torch\n"
+        "class Net(torch.nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.emb = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48 * 48, 5))\n"
+        "        self.cls = torch.nn.Linear(5, 3)\n"
+        "    def forward(self, x):\n"
+        "        e = self.emb(x)\n"
+        "        return {'logits': self.cls(e), 'embedding': e}\n"
+        "def create():\n"
+        "    return Net()\n"
+    )
+    argv = ["embed", "--model", f"python:{helper}:create", "--dataset", "imagefolder"]
+    argv += ["--root", str(root), "--split", "test", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv + ["--device", "cpu"]) == 0
+    run = load_run(tmp_path / "run")
+    assert run.dim == 5 and run.logits.shape == (6, 3) and run.head_weight is None
+    np.testing.assert_array_equal(run.samples["pred"], run.logits.argmax(1))
