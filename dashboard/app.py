@@ -77,6 +77,7 @@ def run() -> None:
             st.Page(PAGES / "projection.py", title="Projection", icon=":material/scatter_plot:"),
             st.Page(PAGES / "neighbours.py", title="Neighbours", icon=":material/hub:"),
             st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:"),
+            st.Page(PAGES / "dynamics.py", title="Dynamics", icon=":material/timeline:"),
             st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),
         ]
     )

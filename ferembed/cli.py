@@ -120,11 +120,15 @@ _TRAIN_FLAGS = (
 )
 
 
-def cmd_embed(args) -> int:
-    from ferembed.runs.embed import embed_checkpoint
+#: Options of `embed --model` that a checkpoint (which carries its own) must not get.
+_MODEL_FLAGS = ("weights", "embedding_layer", "head_layer", "input_size", "channels", "mean", "std",
+                "classes")  # fmt: skip
 
-    path = embed_checkpoint(
-        args.checkpoint,
+
+def cmd_embed(args) -> int:
+    from ferembed.runs.embed import embed_checkpoint, embed_model
+
+    common = dict(
         dataset=args.dataset,
         root=args.root,
         split=args.split,
@@ -141,6 +145,23 @@ def cmd_embed(args) -> int:
         progress=not args.quiet,
         command=_command_line(),
     )
+    if args.checkpoint is not None:
+        given = [f"--{k.replace('_', '-')}" for k in _MODEL_FLAGS if getattr(args, k) is not None]
+        if given:
+            raise FerembedError(f"{', '.join(given)}: only with --model (a checkpoint has its own)")
+        path = embed_checkpoint(args.checkpoint, **common)
+    else:
+        from ferembed.models.external import Preprocess
+
+        path = embed_model(
+            args.model,
+            weights=args.weights,
+            embedding_layer=args.embedding_layer,
+            head_layer=args.head_layer,
+            preprocess=Preprocess.from_options(args.input_size, args.channels, args.mean, args.std),
+            class_names=[c.strip() for c in args.classes.split(",")] if args.classes else None,
+            **common,
+        )
     from ferembed.runs import load_run
 
     run = load_run(path)
@@ -158,6 +179,7 @@ def cmd_import(args) -> int:
         args.out,
         class_names=classes,
         logits=args.logits,
+        images=args.images,
         distance=args.distance,
         name=args.name,
         overwrite=args.overwrite,
@@ -279,8 +301,30 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--overwrite", action="store_true", help="start afresh in a used OUT")
     sp.add_argument("--quiet", action="store_true", help="no progress bar or per-epoch lines")
 
-    sp = add("embed", cmd_embed, "embed a dataset split with a checkpoint into a run directory")
-    sp.add_argument("--checkpoint", required=True)
+    sp = add(
+        "embed",
+        cmd_embed,
+        "embed a dataset split with a checkpoint or your own model into a run directory",
+    )
+    src = sp.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", help="a ferembed checkpoint (.safetensors + sidecar)")
+    src.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="your own model (docs/byom.md): python:PATH.py:FUNC or python:pkg.module:FUNC (a "
+        "factory returning an nn.Module), torchscript:PATH, onnx:PATH. python: and torchscript: "
+        "run the file's code: trusted files only",
+    )
+    sp.add_argument("--weights", help="python: state dict, .safetensors or plain-tensor .pt/.pth")
+    sp.add_argument(
+        "--embedding-layer", metavar="NAME", help="layer (or output) giving the embedding"
+    )
+    sp.add_argument("--head-layer", metavar="NAME", help="layer (or output) giving the logits")
+    sp.add_argument("--input-size", metavar="H|HxW", help="model input size (default 48)")
+    sp.add_argument("--channels", type=int, choices=[1, 3], help="input channels (default 1)")
+    sp.add_argument("--mean", help="after pixels/255, one value or one per channel (default 0)")
+    sp.add_argument("--std", help="after the mean, one value or one per channel (default 1)")
+    sp.add_argument("--classes", help="comma-separated classes in the order of the logits")
     dataset_args(sp)
     sp.add_argument("--out", required=True, help="run directory to write")
     sp.add_argument("--batch-size", type=int, default=256)
@@ -296,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--labels", required=True, help="CSV with a label column (+ sample_id, ...)")
     sp.add_argument("--logits", help="optional (N, C) .npy")
     sp.add_argument("--classes", help="comma-separated class names for integer labels")
+    sp.add_argument(
+        "--images",
+        metavar="ROOT",
+        help="folder the CSV's path/image column is relative to (default: the CSV's folder); "
+        "each row's face becomes a thumbnail",
+    )
     sp.add_argument("--out", required=True)
     sp.add_argument("--distance", default="cosine", choices=["cosine", "euclidean"])
     sp.add_argument("--name")

@@ -301,8 +301,12 @@ def make_samples(
     preds: np.ndarray | None = None,
     subjects: list[str] | None = None,
     splits: list[str] | str = "",
+    metadata: dict[str, list[str]] | None = None,
 ) -> pd.DataFrame:
-    """Build a ``samples`` table with the schema's columns and dtypes."""
+    """Build a ``samples`` table with the schema's columns and dtypes.
+
+    ``metadata`` adds free sample columns (pose, occlusion, ...) kept as strings after the schema's.
+    """
     labels = np.asarray(labels, dtype=np.int32)
     n = len(labels)
     names = np.asarray(class_names, dtype=object)
@@ -319,6 +323,11 @@ def make_samples(
             "split": [splits] * n if isinstance(splits, str) else splits,
         }
     )
+    clash = sorted(set(metadata or ()) & set(SAMPLE_COLUMNS))
+    if clash:
+        raise RunFormatError(f"metadata columns {clash} clash with the schema's columns")
+    for col, values in (metadata or {}).items():
+        df[col] = pd.Series(list(values), dtype="string")
     return df.astype(SAMPLE_COLUMNS)
 
 
@@ -370,10 +379,12 @@ def write_run(
         "command": command,
         "extra": extra or {},
     }
-    # Schema columns first, in order; any further column (an imported run's metadata) is kept.
-    extra_cols = [c for c in samples.columns if c not in SAMPLE_COLUMNS]
-    samples = samples[[*SAMPLE_COLUMNS, *extra_cols]].astype(SAMPLE_COLUMNS)
-    samples = samples.reset_index(drop=True)
+    # Columns beyond the schema are sample metadata (pose, occlusion...): kept, as strings.
+    meta_cols = [str(c) for c in samples.columns if c not in SAMPLE_COLUMNS]
+    if meta_cols:
+        manifest["metadata_columns"] = meta_cols
+    dtypes = {**SAMPLE_COLUMNS, **dict.fromkeys(meta_cols, "string")}
+    samples = samples[list(dtypes)].astype(dtypes).reset_index(drop=True)
     if path.exists() and not overwrite:
         raise RunFormatError(f"{path}: already exists (use --overwrite to replace it)")
     with _io.atomic_dir(path, overwrite=overwrite) as tmp:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,12 @@ import pandas as pd
 
 from ferembed.data.vocab import _ALIASES, CANONICAL
 from ferembed.errors import DataError
-from ferembed.runs.format import make_samples, write_run
+from ferembed.runs.format import SAMPLE_COLUMNS, make_samples, write_run
+
+#: CSV columns that may hold each row's image path (the first present is used).
+PATH_COLUMNS = ("path", "image")
+#: Side of the thumbnails attached to imported runs.
+THUMB_SIZE = 48
 
 
 def _load_array(path: Path, what: str) -> np.ndarray:
@@ -31,7 +37,7 @@ def _load_array(path: Path, what: str) -> np.ndarray:
     return arr.astype(np.float32, copy=False)
 
 
-def _class_order(names: list[str]) -> list[str]:
+def class_order(names: list[str]) -> list[str]:
     """Canonical expression names keep the canonical order; anything else is sorted."""
     uniq = sorted(set(names))
     if all(n.strip().lower() in _ALIASES for n in uniq):
@@ -48,6 +54,7 @@ def import_embeddings(
     *,
     class_names: list[str] | None = None,
     logits: str | os.PathLike | None = None,
+    images: str | os.PathLike | None = None,
     distance: str = "cosine",
     name: str | None = None,
     overwrite: bool = False,
@@ -58,6 +65,12 @@ def import_embeddings(
     The CSV has one row per embedding row, in the same order, with a ``label`` column (a class
     name, or an integer index into ``class_names``) and optional ``sample_id``, ``subject``,
     ``split``, ``path`` columns. ``logits`` is an optional ``(N, C)`` .npy with C classes.
+
+    Faces: when the CSV has a ``path`` (or ``image``) column, each row's image is read into a
+    48x48 grayscale thumbnail; relative paths are resolved against ``images`` (a folder) or, without
+    it, against the CSV's folder (a ``path`` column that does not resolve there is kept, without
+    thumbnails, and a note). Any other column (pose, occlusion, ...) is kept as a string
+    metadata column of the samples table and listed in run.json ``metadata_columns``.
 
     Raises:
         DataError: a one-line message naming the file and row that is wrong.
@@ -89,7 +102,7 @@ def import_embeddings(
             )
         y = idx
     else:
-        names = class_names or _class_order(raw.tolist())
+        names = class_names or class_order(raw.tolist())
         lookup = {n: i for i, n in enumerate(names)}
         unknown = np.flatnonzero(~raw.isin(lookup).to_numpy())
         if unknown.size:
@@ -111,25 +124,62 @@ def import_embeddings(
                 f"{logits}: shape {lg.shape}, expected ({x.shape[0]}, {len(names)}) for the classes"
             )
         preds = lg.argmax(1)
+    path_col = next((c for c in PATH_COLUMNS if c in df.columns), None)
+    if images is not None and path_col is None:
+        raise DataError(f"{lab_path}: --images needs a 'path' or 'image' column with each file")
+    thumbs = None
+    root = Path(images) if images is not None else lab_path.parent
+    if path_col is not None and (images is not None or path_col == "image" or _resolves(df, root)):
+        thumbs = _thumbnails(df[path_col], root, lab_path)
+    elif path_col is not None:
+        print(
+            f"note: {lab_path}: the 'path' column is not relative to the CSV's folder; "
+            "pass --images ROOT to attach face thumbnails",
+            file=sys.stderr,
+        )
+    reserved = {"label", *SAMPLE_COLUMNS, *PATH_COLUMNS}
     samples = make_samples(
         y,
         names,
         sample_ids=ids,
-        paths=df["path"].tolist() if "path" in df.columns else None,
+        paths=df[path_col].tolist() if path_col else None,
         subjects=df["subject"].tolist() if "subject" in df.columns else None,
         splits=df["split"].tolist() if "split" in df.columns else "",
         preds=preds,
+        metadata={c: df[c].tolist() for c in df.columns if c not in reserved},
     )
+    extra = {"embeddings": str(emb_path), "labels": str(lab_path)}
+    if thumbs is not None:
+        extra["images"] = str(images) if images is not None else str(lab_path.parent)
     return write_run(
         out,
         embeddings=x,
         samples=samples,
         class_names=names,
         logits=lg,
+        thumbs=thumbs,
         source="import",
         distance=distance,
         command=command,
         name=name,
-        extra={"embeddings": str(emb_path), "labels": str(lab_path)},
+        extra=extra,
         overwrite=overwrite,
     )
+
+
+def _resolves(df: pd.DataFrame, root: Path) -> bool:
+    """Whether the first row's path names a file under ``root`` (a path column may be relative
+    to a dataset root elsewhere: then thumbnails need ``--images``)."""
+    return bool(len(df)) and (root / str(df["path"].iloc[0])).is_file()
+
+
+def _thumbnails(paths: pd.Series, root: Path, lab_path: Path) -> np.ndarray:
+    """(N, 48, 48) uint8 faces of the CSV's image paths (relative ones resolved against root)."""
+    from ferembed.data._base import read_image
+
+    if not root.is_dir():
+        raise DataError(f"--images {root}: not a directory")
+    empty = np.flatnonzero((paths.str.strip() == "").to_numpy())
+    if empty.size:
+        raise DataError(f"{lab_path}: row {empty[0] + 2}: empty image path")
+    return np.stack([read_image(root / p, THUMB_SIZE) for p in paths.tolist()])
