@@ -310,6 +310,14 @@ def cmd_demo(args) -> int:
     )
 
 
+def cmd_leakage(args) -> int:
+    from ferembed.runs.leakage import check_leakage
+
+    opts = {key: getattr(args, key) for key in ("max_hamming", "max_distance", "out", "overwrite")}
+    print(check_leakage(args.run_a, args.run_b, **opts).format())
+    return 0
+
+
 # ----------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -469,6 +477,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--fer2013", help="use this FER2013 root and the FER2013 checkpoints")
     sp.add_argument("--no-dashboard", action="store_true", help="stop after writing the runs")
     sp.add_argument("--port", type=int, default=8501)
+
+    sp = add("leakage", cmd_leakage, "near-duplicate faces between two runs (e.g. test vs train)")
+    sp.add_argument("run_a", help="run whose samples are checked (e.g. test)")
+    sp.add_argument("run_b", help="run searched for their near-duplicates (e.g. train)")
+    sp.add_argument("--out", help="write every pair as CSV (both ids, paths and distances)")
+    sp.add_argument("--max-hamming", type=int, help="pHash radius in bits, 0-64 (default: 6)")
+    sp.add_argument("--max-distance", type=float, help="also require embedding distance <= this")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     return p
 
 
