@@ -142,7 +142,8 @@ def _embedding_distances(run_a: Run, run_b: Run, ia: np.ndarray, ib: np.ndarray)
         return np.linalg.norm(xa - xb, axis=1)
     xa /= np.maximum(np.linalg.norm(xa, axis=1, keepdims=True), 1e-12)
     xb /= np.maximum(np.linalg.norm(xb, axis=1, keepdims=True), 1e-12)
-    return 1.0 - np.einsum("ij,ij->i", xa, xb)
+    # Rounding can put identical rows a hair below 0; cosine distance of unit rows is in [0, 2].
+    return np.clip(1.0 - np.einsum("ij,ij->i", xa, xb), 0.0, 2.0)
 
 
 def _as_run(run: Run | str | os.PathLike) -> Run:
