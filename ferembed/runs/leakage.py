@@ -25,8 +25,9 @@ from ferembed.metrics.classification import confusion_matrix, confusion_scores
 from ferembed.runs.format import Run, load_run
 
 HASH_BITS = 64
-# Default Hamming radius: re-encoded copies of one face land at 0-4 bits, unrelated FER2013
-# faces almost never below 10 (docs/leakage.md has the measured histogram and the choice).
+# Default Hamming radius: JPEG re-encodings of one face land at 0-4 bits (6 for stronger changes);
+# from 8 bits on about half the FER2013 pairs are different photos (docs/leakage.md: the measured
+# histogram and the choice).
 DEFAULT_MAX_HAMMING = 6
 # Pairs compared per block (uint64 XOR + uint8 popcount: about 9 bytes each, so ~36 MB).
 _BLOCK_PAIRS = 1 << 22
@@ -107,43 +108,48 @@ def hamming_pairs(
     return tuple(np.concatenate(part).astype(np.int64) for part in (found_i, found_j, found_d))
 
 
+_PAIR_BLOCK = 4096  # pairs per block when gathering thumbnails or embedding rows
+
+
 def _pixel_distances(ta: np.ndarray, tb: np.ndarray, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """Mean |a - b| of the paired thumbnails in [0, 1], (K,) float64.
 
     Thumbnails of two sizes are compared at the smaller one (bilinear resize of both).
     """
-    if ta.shape[1:] != tb.shape[1:]:
+    h, w = min(ta.shape[1], tb.shape[1]), min(ta.shape[2], tb.shape[2])
+
+    def fit(thumbs: np.ndarray) -> np.ndarray:
+        if thumbs.shape[1:] == (h, w):
+            return thumbs.astype(np.float64)
         from PIL import Image
 
-        h = min(ta.shape[1], tb.shape[1])
-        w = min(ta.shape[2], tb.shape[2])
+        small = [Image.fromarray(t).resize((w, h), Image.BILINEAR) for t in thumbs]
+        return np.stack([np.asarray(t, dtype=np.float64) for t in small]).reshape(-1, h, w)
 
-        def fit(t):
-            return np.stack(
-                [np.asarray(Image.fromarray(x).resize((w, h), Image.BILINEAR)) for x in t]
-            )
-
-        return _pixel_distances(fit(ta[ia]), fit(tb[ib]), np.arange(len(ia)), np.arange(len(ib)))
     out = np.empty(len(ia), np.float64)
-    for s in range(0, len(ia), 4096):
-        a = ta[ia[s : s + 4096]].astype(np.float64)
-        b = tb[ib[s : s + 4096]].astype(np.float64)
-        out[s : s + 4096] = np.abs(a - b).mean(axis=(1, 2)) / 255.0
+    for s in range(0, len(ia), _PAIR_BLOCK):
+        a, b = fit(ta[ia[s : s + _PAIR_BLOCK]]), fit(tb[ib[s : s + _PAIR_BLOCK]])
+        out[s : s + _PAIR_BLOCK] = np.abs(a - b).mean(axis=(1, 2)) / 255.0
     return out
 
 
 def _embedding_distances(run_a: Run, run_b: Run, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
     """(K,) distance of the paired rows: cosine on unit rows unless both runs are euclidean."""
+    out = np.full(len(ia), np.nan)
     if run_a.dim != run_b.dim:
-        return np.full(len(ia), np.nan)
-    xa = np.asarray(run_a.embeddings[ia], dtype=np.float64)
-    xb = np.asarray(run_b.embeddings[ib], dtype=np.float64)
-    if run_a.distance == run_b.distance == "euclidean":
-        return np.linalg.norm(xa - xb, axis=1)
-    xa /= np.maximum(np.linalg.norm(xa, axis=1, keepdims=True), 1e-12)
-    xb /= np.maximum(np.linalg.norm(xb, axis=1, keepdims=True), 1e-12)
-    # Rounding can put identical rows a hair below 0; cosine distance of unit rows is in [0, 2].
-    return np.clip(1.0 - np.einsum("ij,ij->i", xa, xb), 0.0, 2.0)
+        return out
+    euclidean = run_a.distance == run_b.distance == "euclidean"
+    for s in range(0, len(ia), _PAIR_BLOCK):
+        xa = np.asarray(run_a.embeddings[ia[s : s + _PAIR_BLOCK]], dtype=np.float64)
+        xb = np.asarray(run_b.embeddings[ib[s : s + _PAIR_BLOCK]], dtype=np.float64)
+        if euclidean:
+            out[s : s + _PAIR_BLOCK] = np.linalg.norm(xa - xb, axis=1)
+            continue
+        xa /= np.maximum(np.linalg.norm(xa, axis=1, keepdims=True), 1e-12)
+        xb /= np.maximum(np.linalg.norm(xb, axis=1, keepdims=True), 1e-12)
+        # Rounding can put identical rows a hair below 0; cosine distance of unit rows is in [0, 2].
+        out[s : s + _PAIR_BLOCK] = np.clip(1.0 - np.einsum("ij,ij->i", xa, xb), 0.0, 2.0)
+    return out
 
 
 def _as_run(run: Run | str | os.PathLike) -> Run:

@@ -268,3 +268,24 @@ def test_cli_help_states_the_library_default(capsys):
     with pytest.raises(SystemExit):
         main(["leakage", "--help"])
     assert f"(default: {leakage.DEFAULT_MAX_HAMMING})" in capsys.readouterr().out
+
+
+def test_euclidean_runs_get_euclidean_distances(runs, tmp_path):
+    a, b = load_run(runs["a"]), load_run(runs["b"])
+    common = {"class_names": CLASSES, "distance": "euclidean"}
+    ea = write_run(
+        tmp_path / "a", embeddings=a.embeddings, samples=a.samples, thumbs=a.thumbs, **common
+    )
+    eb = write_run(
+        tmp_path / "b", embeddings=b.embeddings, samples=b.samples, thumbs=b.thumbs, **common
+    )
+    found = leakage.find_near_duplicates(ea, eb)
+    i, j = found["a_row"].to_numpy(), found["b_row"].to_numpy()
+    expected = np.linalg.norm(a.embeddings[i].astype(float) - b.embeddings[j], axis=1)
+    np.testing.assert_allclose(found["embedding_distance"], expected, rtol=1e-6)
+
+
+def test_small_blocks_give_the_same_pairs(pairs, runs, monkeypatch):
+    monkeypatch.setattr(leakage, "_PAIR_BLOCK", 3)
+    monkeypatch.setattr(leakage, "_BLOCK_PAIRS", 2 * N_B)
+    pd.testing.assert_frame_equal(leakage.find_near_duplicates(runs["a"], runs["b"]), pairs)
