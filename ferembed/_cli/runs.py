@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ferembed._cli.args import DISTANCE_CHOICES, LazyChoices, int_at_least
+from ferembed._cli.args import DISTANCE_CHOICES, LazyChoices, float_above, int_at_least
 
 
 def cmd_evaluate(args) -> int:
@@ -109,7 +109,7 @@ that describes it). Approximate kinds also report their recall@10 against the ex
 
 
 def add_run_commands(add) -> None:
-    """Add the ``evaluate``, ``export``, ``compare`` and ``index`` subparsers."""
+    """Add the ``evaluate``, ``export``, ``compare``, ``index`` and ``leakage`` subparsers."""
     sp = add(
         "evaluate",
         cmd_evaluate,
@@ -221,3 +221,38 @@ def add_run_commands(add) -> None:
         metavar="DISTANCE",
         help="%(choices)s: the index metric (default: the run's own distance)",
     )
+    _add_leakage_command(add)
+
+
+def cmd_leakage(args) -> int:
+    from ferembed.runs.leakage import check_leakage
+
+    opts = {key: getattr(args, key) for key in ("max_hamming", "max_distance", "out", "overwrite")}
+    print(check_leakage(args.run_a, args.run_b, **opts).format())
+    return 0
+
+
+def _add_leakage_command(add) -> None:
+    sp = add(
+        "leakage",
+        cmd_leakage,
+        "near-duplicate faces between two runs (e.g. test vs train)",
+        description="Find near-duplicate faces between two runs: a 64-bit perceptual hash (pHash) "
+        "of each\nthumbnail, every pair within --max-hamming bits, with its pixel and embedding "
+        "distances\n(docs/leakage.md). Prints how many of RUN_A's faces have a copy in RUN_B, "
+        "per class, and\nthe head accuracy with and without them; --out writes every pair as "
+        "CSV.",
+        epilog="examples:\n  ferembed leakage runs/fer2013-test runs/fer2013-train --out pairs.csv",
+    )
+    sp.add_argument("run_a", help="run whose samples are checked (e.g. test)")
+    sp.add_argument("run_b", help="run searched for their near-duplicates (e.g. train)")
+    sp.add_argument("--out", help="write every pair as CSV (both ids, paths and distances)")
+    sp.add_argument(
+        "--max-hamming", type=int_at_least(0), help="pHash radius in bits, 0-64 (default: 6)"
+    )
+    sp.add_argument(
+        "--max-distance",
+        type=float_above(0),
+        help="also require embedding distance <= this (default: no limit)",
+    )
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
