@@ -89,7 +89,7 @@ def test_images_without_a_path_column(faces, capsys):
 
 def test_metadata_run_evaluates_and_exports(faces, tmp_path):
     from ferembed.export import export
-    from ferembed.metrics import evaluate_run
+    from ferembed.runs import evaluate_run
 
     tmp, _ = faces
     assert _import(tmp, "--images", str(tmp / "faces")) == 0

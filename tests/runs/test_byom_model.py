@@ -90,7 +90,7 @@ def test_model_spec_matches_a_direct_forward_pass(files, tmp_path, case):
 
 def test_user_model_run_evaluates_and_exports(files, tmp_path):
     from ferembed.export import export
-    from ferembed.metrics import evaluate_run
+    from ferembed.runs import evaluate_run
 
     weights = str(files["dir"] / "net.safetensors")
     assert embed(files, tmp_path / "run", PY, "--weights", weights, "--head-layer", "head") == 0

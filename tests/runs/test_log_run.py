@@ -24,7 +24,7 @@ def _epoch(n=60, d=8, seed=0, spread=1.0):
 
 
 def test_three_steps_make_a_series_of_complete_runs(tmp_path):
-    from ferembed.metrics import evaluate_run
+    from ferembed.runs import evaluate_run
 
     faces = np.random.default_rng(1).integers(0, 256, (60, 64, 64), dtype=np.uint8)
     for step in range(3):
