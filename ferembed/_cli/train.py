@@ -99,6 +99,7 @@ _TRAIN_FLAGS = (
     "seed",
     "device",
     "out",
+    "embed_every",
 )
 
 
@@ -163,6 +164,13 @@ def add_train_command(add) -> None:
     sp.add_argument("--device", help=DEVICE_HELP)
     sp.add_argument("--out", help="output directory: logs, checkpoints, train state")
     sp.add_argument(
+        "--embed-every",
+        type=int_at_least(0),
+        metavar="N",
+        help="every N epochs (and after the last), write the validation split's embeddings as "
+        "a run in OUT/series/step-EPOCH, for the dashboard's Dynamics page (default 0: never)",
+    )
+    sp.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
@@ -177,7 +185,8 @@ TRAIN_DESCRIPTION = """\
 Train one network with one loss, or one seed method (--method: the losses of the FER papers
 ferembed reproduces, docs/training.md), on a dataset split. Writes OUT/best.safetensors and
 OUT/last.safetensors with their sidecars (config, classes, the command), OUT/log.json and
-OUT/log.csv (one row per epoch), and OUT/train_state.pt for --resume. The settings come from
+OUT/log.csv (one row per epoch), OUT/train_state.pt for --resume, and with --embed-every a
+series of validation runs in OUT/series/. The settings come from
 --config, then --method, then the flags, then --set; the full config is saved with the
 checkpoint so that `ferembed train --config OUT/best.json` reproduces it."""
 TRAIN_EXAMPLES = """\

@@ -78,6 +78,7 @@ class TrainConfig:
     # --- selection and output
     monitor: str = "val_mean_class_acc"  # picks the best epoch: val_mean_class_acc | val_acc
     early_stopping_patience: int | None = None  # stop after this many epochs without improvement
+    embed_every: int = 0  # log the val split's embeddings every N epochs to OUT/series (0: never)
     out: str = "train_out"  # output directory (log, checkpoints, train state)
     # --- pseudo-label loop (method = "pseudo_label")
     hidden_label_fraction: float = 0.5  # fraction of the train split whose labels are hidden
@@ -147,6 +148,7 @@ class TrainConfig:
             ("momentum", 0 <= self.momentum < 1, "in [0, 1)"),
             ("warmup_epochs", 0 <= self.warmup_epochs < self.epochs, "in [0, epochs)"),
             ("num_workers", self.num_workers >= 0, ">= 0"),
+            ("embed_every", self.embed_every >= 0, ">= 0"),
             ("max_train_samples", opt(self.max_train_samples, lambda v: v >= 2), ">= 2 or None"),
             ("classes_per_batch", opt(self.classes_per_batch, lambda v: v >= 1), ">= 1 or None"),
             ("samples_per_class", opt(self.samples_per_class, lambda v: v >= 1), ">= 1 or None"),
@@ -170,6 +172,8 @@ class TrainConfig:
                 "arch 'fusion' is the two-stream model: set input_mode='fused' (or pick a "
                 "single-stream arch; input_mode='fused' wraps it in the fusion model)"
             )
+        if self.embed_every and self.val_split is None:
+            raise ConfigError("embed_every logs the validation split: set val_split as well")
         self.augment.validate()
         return self
 

@@ -42,6 +42,7 @@ from ferembed.metrics.classification import confusion_matrix, confusion_scores
 from ferembed.models import FERNet, normalize_images, save_checkpoint
 from ferembed.training.augment import Augmenter
 from ferembed.training.config import TrainConfig, save_config
+from ferembed.training.dynamics import ValidationSeries
 from ferembed.training.sampler import BalancedBatchSampler, RandomBatchSampler
 from ferembed.training.setup import (
     AUGMENT_STREAM,
@@ -63,6 +64,7 @@ _RESUMABLE_CHANGES = (
     "out",
     "early_stopping_patience",
     "preload",
+    "embed_every",
 )
 
 
@@ -103,6 +105,7 @@ class _Session:
     augment: Augmenter | None = None
     train_data: ImageBatches | None = None
     val_data: ImageBatches | None = None
+    series: ValidationSeries | None = None  # config.embed_every: the val embeddings over epochs
     # progress (what train_state.pt records)
     history: list[dict] = field(default_factory=list)
     start_epoch: int = 0
@@ -167,7 +170,7 @@ def fit(
             break
         row, seen, epoch_time = _train_epoch(s, epoch, progress)
         if s.val_data is not None:
-            row.update(_validate(s))
+            row.update(_validate(s, epoch + 1, row))
         row["epoch_time_s"] = epoch_time
         row["images_per_s"] = seen / epoch_time if epoch_time > 0 else float("nan")
         s.history.append(row)
@@ -228,6 +231,16 @@ def _prepare(s: _Session, val_ds: FERDataset | None) -> None:
     batches = dict(preload=config.preload, num_workers=config.num_workers)
     s.train_data = ImageBatches(s.train_ds, **batches)
     s.val_data = ImageBatches(val_ds, **batches) if val_ds is not None else None
+    if config.embed_every and val_ds is not None:
+        images = s.val_data.images
+        s.series = ValidationSeries(
+            s.out,
+            every=config.embed_every,
+            dataset=val_ds,
+            class_names=s.train_ds.class_names,
+            images=images.numpy() if images is not None else val_ds.load_all(),
+            name=f"{s.out.name} ({config.val_split})",
+        )
 
 
 def _restore(s: _Session, state: dict) -> None:
@@ -308,13 +321,16 @@ def _train_epoch(s: _Session, epoch: int, progress: bool) -> tuple[dict, int, fl
     return row, seen, epoch_time
 
 
-def _validate(s: _Session) -> dict:
-    """Validation accuracy, mean class accuracy and per-class accuracy (None: class absent)."""
-    _, logits = embed_batches(s.model, s.val_data, s.device, s.config.eval_batch_size)
+def _validate(s: _Session, epoch: int, row: dict) -> dict:
+    """Validation accuracy, mean class accuracy and per-class accuracy (None: class absent); the
+    embeddings go to the series when ``embed_every`` asks for this epoch."""
+    emb, logits = embed_batches(s.model, s.val_data, s.device, s.config.eval_batch_size)
     labels = s.val_data.labels.numpy()
     k = len(s.train_ds.class_names)
     scores = confusion_scores(confusion_matrix(labels, logits.argmax(1), k))
     present = np.bincount(labels, minlength=k) > 0
+    if s.series is not None and s.series.due(epoch, s.epochs):
+        s.series.log(epoch, emb, logits, labels, {**row, "val_acc": float(scores["accuracy"])})
     return {
         "val_acc": float(scores["accuracy"]),
         "val_mean_class_acc": float(scores["mean_class_accuracy"]),
