@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ferembed.data import create_dataset, map_labels
+from ferembed.data.subset import SubsetDataset
 from ferembed.errors import DataError
 from ferembed.runs.format import make_samples, write_run
 from ferembed.runs.log import images_to_thumbs
@@ -29,13 +30,17 @@ def embed_dataset(
     device: str = "cpu",
     progress: bool = True,
     desc: str = "embed",
+    thumbs: bool = True,
 ):
-    """Run ``model`` over ``dataset``: the one embedding loop of ferembed.
+    """Run ``model`` over ``dataset``: the one embedding loop of ferembed (``embed``, the
+    trainer's validation and the pseudo-label loop's clustering all use it).
 
     Args:
         model: an :class:`~ferembed.models.external.ExternalModel`, or a ferembed FERNet (wrapped
             with its normalisation, on ``device``).
         dataset: anything with ``len`` and ``load_image(i) -> (S, S) uint8``.
+
+        thumbs: also make the (N, 48, 48) thumbnails (None when False).
 
     Returns:
         (embeddings (N, D) float32, logits (N, C) float32 or None, thumbnails (N, 48, 48) uint8).
@@ -55,7 +60,7 @@ def embed_dataset(
         )
         model = ExternalModel.from_module(model, pre, device=device)
     n = len(dataset)
-    embs, logits, thumbs = [], [], []
+    embs, logits, faces = [], [], []
     with tqdm(total=n, desc=desc, unit="img", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, n, batch_size):
             imgs = np.stack(
@@ -65,9 +70,14 @@ def embed_dataset(
             embs.append(e)
             if lg is not None:
                 logits.append(lg)
-            thumbs.append(images_to_thumbs(imgs))
+            if thumbs:
+                faces.append(images_to_thumbs(imgs))
             bar.update(len(imgs))
-    return np.concatenate(embs), np.concatenate(logits) if logits else None, np.concatenate(thumbs)
+    return (
+        np.concatenate(embs),
+        np.concatenate(logits) if logits else None,
+        np.concatenate(faces) if thumbs else None,
+    )
 
 
 def _open_split(dataset, root, split, fold, num_folds, dataset_kwargs, image_size):
@@ -114,7 +124,7 @@ def _write_split_run(
         )
     emb, logits, imgs = embed_dataset(
         model,
-        _Subset(ds, idx),
+        SubsetDataset(ds, idx),
         batch_size=batch_size,
         device=device,
         progress=progress,
@@ -324,16 +334,3 @@ def embed_model(
         command=command,
         who="model",
     )
-
-
-class _Subset:
-    """The samples ``idx`` of a dataset (keeps ``load_image``)."""
-
-    def __init__(self, ds, idx):
-        self.ds, self.idx = ds, idx
-
-    def __len__(self):
-        return len(self.idx)
-
-    def load_image(self, i):
-        return self.ds.load_image(int(self.idx[i]))

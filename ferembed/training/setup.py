@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from ferembed.data._base import FERDataset
 from ferembed.data.subset import SubsetDataset
 from ferembed.errors import ConfigError, FerembedError
-from ferembed.models import FERNet, create_model, normalize_images
+from ferembed.models import FERNet, create_model
 from ferembed.training.config import TrainConfig
 from ferembed.training.sampler import BalancedBatchSampler, RandomBatchSampler
 
@@ -141,6 +141,12 @@ class ImageBatches:
     def __len__(self) -> int:
         return len(self.dataset)
 
+    def load_image(self, i: int) -> np.ndarray:
+        """(S, S) uint8 image ``i`` (from memory when preloaded)."""
+        if self.images is not None:
+            return self.images[i].numpy()
+        return self.dataset.load_image(i)
+
     def iterate(self, batches: list[np.ndarray]) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
         """Yield ``(idx (B,) int64, images (B, S, S) uint8, labels (B,) int64)`` per batch."""
         if self.images is not None:
@@ -173,26 +179,30 @@ class _Indexed(torch.utils.data.Dataset):
         return torch.from_numpy(np.asarray(image, dtype=np.uint8)), int(label), i
 
 
-@torch.inference_mode()
 def embed_batches(
     model: FERNet, data: ImageBatches, device: torch.device, batch_size: int = 256
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Embed every image (eval mode, no augmentation).
+    """Embed every image of ``data`` (eval mode, no augmentation) with the one embedding loop,
+    :func:`ferembed.runs.embed.embed_dataset`; the model's train/eval mode is restored after.
 
     Returns:
         ``(embeddings (N, D) float32, logits (N, C) float32)`` in dataset order.
     """
+    from ferembed.runs.embed import embed_dataset
+
     was_training = model.training
-    model.eval()
-    embs, logits = [], []
     try:
-        for _, images, _ in data.iterate(data.sequential(batch_size)):
-            e, lg = model(normalize_images(images.to(device, non_blocking=True)))
-            embs.append(e.float().cpu())
-            logits.append(lg.float().cpu())
+        emb, logits, _ = embed_dataset(
+            model,
+            data,
+            batch_size=batch_size,
+            device=str(device),
+            progress=False,
+            thumbs=False,
+        )
     finally:
         model.train(was_training)
-    return torch.cat(embs).numpy(), torch.cat(logits).numpy()
+    return emb, logits
 
 
 def derive_seed(seed: int, epoch: int, stream: int) -> int:
