@@ -141,3 +141,25 @@ def test_dict_output_gives_embedding_and_logits(tmp_path):
     run = load_run(tmp_path / "run")
     assert run.dim == 5 and run.logits.shape == (6, 3) and run.head_weight is None
     np.testing.assert_array_equal(run.samples["pred"], run.logits.argmax(1))
+
+
+def test_user_model_run_shows_its_faces_in_the_dashboard(files, tmp_path, monkeypatch):
+    """The Neighbours page of a --model run shows the query face and its 3 neighbours' faces."""
+    from streamlit.testing.v1 import AppTest
+
+    root = tmp_path / "runs"
+    weights = str(files["dir"] / "net.safetensors")
+    assert embed(files, root / "mine", PY, "--weights", weights, "--head-layer", "head") == 0
+    run = load_run(root / "mine")
+    monkeypatch.setenv("FEREMBED_RUNS", str(root))
+    at = AppTest.from_file(str(HELPER.parents[2] / "dashboard" / "app.py"), default_timeout=120)
+    at.run()
+    at.session_state["nb_mode"] = "id"
+    at.session_state["nb_k"] = 3
+    at.switch_page("views/neighbours.py").run()
+    query = run.samples["sample_id"].iloc[0]
+    at.text_input(key="nb_id").input(query).run()
+    assert not at.exception, [e.message for e in at.exception]
+    images = [uri for element in at.main.get("image") for uri in element.value]
+    assert len(images) == 1 + 3  # the query and its 3 nearest faces
+    assert all(isinstance(u, str) and u.endswith((".jpg", ".png")) for u in images)
