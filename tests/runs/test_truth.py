@@ -4,6 +4,8 @@ and the class-balanced retrieval equals pytorch-metric-learning's avg_of_avgs.""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -121,3 +123,18 @@ def test_balanced_retrieval_equals_pml_avg_of_avgs():
     assert m["r_precision_balanced"] == pytest.approx(want["r_precision"], abs=1e-6)
     assert m["map_at_r_balanced"] == pytest.approx(want["mean_average_precision_at_r"], abs=1e-6)
     assert m["precision_at_1_balanced"] != pytest.approx(m["precision_at_1"], abs=1e-4)
+
+
+def test_cli_compare_with_several_runs_prints_raw_and_holm_p(runs, tmp_path, capsys):
+    from ferembed.cli import main
+
+    out = tmp_path / "cmp.json"
+    assert main(["compare", *map(str, runs), "-k", "5", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "p (Holm)" in text and "baseline A = a" in text
+    saved = json.loads(out.read_text())
+    assert [c["run_b"] for c in saved["comparisons"]] == ["b", "c"]
+    assert all("pvalue_holm" in c["mcnemar"] for c in saved["comparisons"])
+    # one challenger: the single comparison, as before
+    assert main(["compare", str(runs[0]), str(runs[1]), "-k", "5"]) == 0
+    assert "p (Holm)" not in capsys.readouterr().out
