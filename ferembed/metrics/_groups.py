@@ -54,15 +54,26 @@ def _confusion_cis(cm: np.ndarray, *, n_boot: int, seed: int, alpha: float = 0.0
         name: [float(v) for v in np.quantile(scores[name], q)]
         for name in ("accuracy", "mean_class_accuracy")
     }
-    # Macro-F1 is not a mean of per-sample values: BCa, with the exact jackknife (leaving out one
-    # sample removes one count from its confusion cell; each cell's value repeats count times).
-    t, p = np.nonzero(cm)
-    jack = np.repeat(cm[None].astype(np.float64), t.size, axis=0)
-    jack[np.arange(t.size), t, p] -= 1
-    jack_f1 = np.repeat(_cls.confusion_scores(jack)["macro_f1"], cm[t, p].astype(np.int64))
+    # Macro-F1 is not a mean of per-sample values: BCa, with the exact jackknife.
     estimate = float(_cls.confusion_scores(cm.astype(np.float64))["macro_f1"])
-    out["macro_f1"] = list(bca_interval(scores["macro_f1"], estimate, jack_f1, alpha))
+    jack = _confusion_jackknife(cm, "macro_f1")
+    out["macro_f1"] = list(bca_interval(scores["macro_f1"], estimate, jack, alpha))
     return out
+
+
+def _confusion_jackknife(cm: np.ndarray, name: str) -> np.ndarray:
+    """(N,) leave-one-out values of a confusion score: leaving out a sample removes one count
+    from its cell, so each occupied cell gives one value, repeated count times."""
+    t, p = np.nonzero(cm)
+    k = cm.shape[0]
+    values = np.empty(t.size)
+    step = max(1, 4_000_000 // (k * k))  # bounded (cells, K, K) batches
+    for s in range(0, t.size, step):
+        rows = np.arange(s, min(s + step, t.size))
+        jack = np.repeat(cm[None].astype(np.float64), rows.size, axis=0)
+        jack[np.arange(rows.size), t[rows], p[rows]] -= 1
+        values[rows] = _cls.confusion_scores(jack)[name]
+    return np.repeat(values, cm[t, p].astype(np.int64))
 
 
 #: The interval method of each headline interval outside the geometry (``metrics.json``'s

@@ -138,3 +138,20 @@ def test_cli_compare_with_several_runs_prints_raw_and_holm_p(runs, tmp_path, cap
     # one challenger: the single comparison, as before
     assert main(["compare", str(runs[0]), str(runs[1]), "-k", "5"]) == 0
     assert "p (Holm)" not in capsys.readouterr().out
+
+
+def test_confusion_jackknife_equals_leaving_each_sample_out():
+    from sklearn.metrics import f1_score
+
+    from ferembed.metrics._groups import _confusion_jackknife
+    from ferembed.metrics.classification import confusion_matrix
+
+    rng = np.random.default_rng(7)
+    y = np.repeat(np.arange(4), 12)
+    pred = np.where(rng.random(y.size) < 0.6, y, rng.integers(0, 4, y.size))
+    cm = confusion_matrix(y, pred, 4)
+    want = [
+        f1_score(np.delete(y, i), np.delete(pred, i), average="macro", labels=range(4))
+        for i in range(y.size)
+    ]
+    np.testing.assert_allclose(np.sort(_confusion_jackknife(cm, "macro_f1")), np.sort(want))
