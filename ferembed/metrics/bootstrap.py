@@ -203,11 +203,6 @@ def recentred_interval(boot: np.ndarray, estimate: float, alpha: float) -> tuple
     return lo + shift, hi + shift
 
 
-# The names ferembed.metrics.compare imported before the option check moved to _validation.
-_check_options = check_bootstrap_options
-_percentiles = percentile_interval
-
-
 def bootstrap_ci(
     values: np.ndarray,
     *,

@@ -19,8 +19,8 @@ from scipy import stats
 
 from ferembed._io import to_jsonable
 from ferembed.metrics._knn import compute_knn
-from ferembed.metrics._validation import check_distance, l2_normalize
-from ferembed.metrics.bootstrap import _check_options, _percentiles, bootstrap_ci
+from ferembed.metrics._validation import check_bootstrap_options, check_distance, l2_normalize
+from ferembed.metrics.bootstrap import bootstrap_ci, percentile_interval
 from ferembed.metrics.classification import classification_metrics, confusion_scores, knn_vote
 from ferembed.metrics.geometry import distance_to_centroid, paired_geometry_bootstrap
 
@@ -116,8 +116,8 @@ def _paired_class_metric_cis(y, pa, pb, k, n_boot, alpha, seed):
     sa = confusion_scores(boots.sum(axis=3))  # (n_boot, K, K): true x pred_a
     sb = confusion_scores(boots.sum(axis=2))  # true x pred_b
     return (
-        _percentiles(sb["mean_class_accuracy"] - sa["mean_class_accuracy"], alpha),
-        _percentiles(sb["macro_f1"] - sa["macro_f1"], alpha),
+        percentile_interval(sb["mean_class_accuracy"] - sa["mean_class_accuracy"], alpha),
+        percentile_interval(sb["macro_f1"] - sa["macro_f1"], alpha),
     )
 
 
@@ -177,7 +177,7 @@ def compare_embeddings(
     Raises:
         ValueError: bad options, or fewer than 2 samples.
     """
-    _check_options(n_boot, alpha)
+    check_bootstrap_options(n_boot, alpha)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
     distance = check_distance(distance)
