@@ -46,7 +46,7 @@ METRICS: tuple[MetricInfo, ...] = (
     _M(
         "precision_at_1_balanced",
         "P@1 bal",
-        "precision@1 (class-balanced)",
+        "precision@1, class-balanced",
         True,
         True,
         "retrieval",
@@ -54,12 +54,12 @@ METRICS: tuple[MetricInfo, ...] = (
     _M(
         "r_precision_balanced",
         "R-Prec bal",
-        "R-precision (class-balanced)",
+        "R-precision, class-balanced",
         True,
         True,
         "retrieval",
     ),
-    _M("map_at_r_balanced", "MAP@R bal", "MAP@R (class-balanced)", True, True, "retrieval"),
+    _M("map_at_r_balanced", "MAP@R bal", "MAP@R, class-balanced", True, True, "retrieval"),
     _M("knn_accuracy", "kNN acc", "kNN accuracy", True, True, "classification"),
     _M("nmi", "NMI", "NMI", True, False, "clustering"),
     _M("ami", "AMI", "AMI", True, False, "clustering"),
