@@ -59,6 +59,12 @@ def pair_rows(ra: Run, rb: Run) -> np.ndarray:
     return pos_b
 
 
+#: Bumped when a comparison's numbers change for the same runs and options, so that cached
+#: comparisons computed before are not served (2: geometry on unit rows for cosine, as
+#: ``evaluate``; recentred geometry intervals).
+COMPARE_VERSION = 2
+
+
 def _entry(
     ra: Run, rb: Run, *, distance: str | None, k: int, n_boot: int, seed: int, alpha: float
 ) -> CacheEntry:
@@ -69,6 +75,7 @@ def _entry(
         "n_boot": n_boot,
         "seed": seed,
         "alpha": alpha,
+        "compare_version": COMPARE_VERSION,
     }
     return cache_entry(ra, "compare", options, inputs=[rb])
 
