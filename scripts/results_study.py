@@ -9,6 +9,8 @@ Stages (each resumable; training stages continue interrupted runs):
 * ``pseudo``   the pseudo-label loop's record, and test accuracy of its round-0 checkpoint
 * ``ckplus``   CK+ subject-independent 10-fold per loss, fine-tuning each FER2013 checkpoint
 * ``cross``    FER2013 checkpoints on all of CK+ (contempt excluded: FER2013 has no such class)
+* ``leakage``  FER2013 train, val and test embedded with the softmax checkpoint (with thumbnails),
+               and the near-duplicates of test and val faces in train (``ferembed.runs.leakage``)
 * ``report``   docs/results.json, docs/results.md and docs/figures/*.png (``report --from-json``:
                results.json's analysis and results.md again from its raw numbers, without the runs)
 
@@ -31,7 +33,7 @@ sys.path.insert(0, str(REPO))
 from ferembed import _io  # noqa: E402
 from ferembed.zoo import METHODS  # noqa: E402
 
-STAGES = ("test", "seeds", "compare", "pseudo", "ckplus", "cross", "report")
+STAGES = ("test", "seeds", "compare", "pseudo", "ckplus", "cross", "leakage", "report")
 EXTRA_SEEDS = (1, 2)
 #: CK+ fine-tuning budget per fold (on top of the FER2013 checkpoint).
 CKPLUS = {"epochs": 5, "lr": 1e-3, "warmup_epochs": 0, "batch_size": 32}
@@ -211,6 +213,29 @@ class Study:
                 self.ck_root,
                 "all",
             )
+
+    def stage_leakage(self) -> None:
+        from _report.collect import LEAKAGE_MODEL, LEAKAGE_RECORD, leakage_record, leakage_run
+
+        from ferembed.runs import is_run_dir
+        from ferembed.runs.embed import embed_checkpoint
+
+        for split in ("train", "val", "test"):
+            run = leakage_run(self.work / "leakage", split)
+            if not is_run_dir(run):
+                embed_checkpoint(
+                    self.ckpt / f"{LEAKAGE_MODEL}.json",
+                    dataset="fer2013",
+                    root=self.fer_root,
+                    split=split,
+                    out=run,
+                    overwrite=True,
+                    device=self.device,
+                    progress=not self.quiet,
+                )
+        _io.write_json(
+            self.work / "leakage" / LEAKAGE_RECORD, leakage_record(self.work / "leakage")
+        )
 
     def stage_report(self) -> None:
         from report import write_report  # scripts/report.py

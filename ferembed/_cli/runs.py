@@ -33,14 +33,22 @@ def cmd_export(args) -> int:
 def cmd_compare(args) -> int:
     from ferembed.runs import compare_runs, format_comparison, load_run
 
-    result = compare_runs(
-        load_run(args.run_a), load_run(args.run_b), distance=args.distance, k=args.k
-    )
+    if len(args.run_b) > 1:
+        from ferembed.runs.compare import compare_many, format_comparisons
+
+        runs_b = [load_run(path) for path in args.run_b]
+        result = compare_many(load_run(args.run_a), runs_b, distance=args.distance, k=args.k)
+        text = format_comparisons(result)
+    else:
+        result = compare_runs(
+            load_run(args.run_a), load_run(args.run_b[0]), distance=args.distance, k=args.k
+        )
+        text = format_comparison(result)
     if args.out:
         from ferembed import _io
 
         _io.write_json(args.out, result)
-    print(format_comparison(result))
+    print(text)
     return 0
 
 
@@ -101,7 +109,9 @@ Pair two runs by sample_id (the same faces embedded by two models) and print a p
 comparison: correctness from each run's classifier head when both have logits (else a
 leave-one-out kNN vote), a McNemar test, paired bootstrap intervals of B - A for accuracy,
 per-class recall and F1 and geometry, the overlap of the two runs' kNN sets, and the faces whose
-prediction flipped. Reads the two runs; writes only the --out JSON."""
+prediction flipped. With several RUN_B, each is compared with the baseline RUN_A and a table
+prints the accuracy differences with the raw and the Holm-adjusted McNemar p-values. Reads the
+runs; writes only the --out JSON."""
 
 _INDEX = """\
 Read RUN's embeddings, build a FAISS index and save it in RUN/index/ (the .faiss file and a .json
@@ -181,10 +191,17 @@ def add_run_commands(add) -> None:
         cmd_compare,
         "paired comparison of two runs on the same samples",
         description=_COMPARE,
-        epilog="example:\n  ferembed compare runs/softmax runs/center -k 10 --out cmp.json",
+        epilog="examples:\n  ferembed compare runs/softmax runs/center -k 10 --out cmp.json"
+        "\n  ferembed compare runs/softmax runs/center runs/island runs/arcface",
     )
     sp.add_argument("run_a", metavar="RUN_A", help="first run directory (the reference)")
-    sp.add_argument("run_b", metavar="RUN_B", help="second run directory, same samples")
+    sp.add_argument(
+        "run_b",
+        metavar="RUN_B",
+        nargs="+",
+        help="one or more run directories on the same samples, each compared with RUN_A "
+        "(several: Holm-adjusted p-values)",
+    )
     sp.add_argument(
         "--distance",
         choices=DISTANCE_CHOICES,

@@ -113,6 +113,7 @@ class _Context:
     rec: _Recorder
     out: dict[str, Any] = field(default_factory=dict)
     ci: dict[str, list[float]] = field(default_factory=dict)
+    ci_method: dict[str, str] = field(default_factory=dict)  # key -> "percentile" | "bca" | ...
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_sample: dict[str, np.ndarray] = field(default_factory=dict)
     search: Retrieval | None = None  # the shared kNN search
@@ -153,3 +154,4 @@ class _Context:
         self.out[key], interval = _mean_ci(values, strata, n_boot=self.n_boot, seed=self.seed)
         if interval is not None:
             self.ci[key] = interval
+            self.ci_method[key] = "percentile"

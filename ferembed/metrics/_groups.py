@@ -15,6 +15,7 @@ import ferembed.metrics.geometry as _geo
 import ferembed.metrics.silhouette as _sil
 from ferembed.metrics._context import _Context
 from ferembed.metrics._knn import stratified_sample
+from ferembed.metrics.bootstrap import bca_interval, bootstrap_ci
 from ferembed.metrics.clustering import clustering_scores
 from ferembed.metrics.neighbors import (
     identity_confound,
@@ -49,10 +50,35 @@ def _confusion_cis(cm: np.ndarray, *, n_boot: int, seed: int, alpha: float = 0.0
         boot[:, c, :] = rng.multinomial(n_c[c], cm[c] / n_c[c], size=n_boot)
     scores = _cls.confusion_scores(boot)
     q = [alpha / 2, 1 - alpha / 2]
-    return {
+    out = {
         name: [float(v) for v in np.quantile(scores[name], q)]
-        for name in ("accuracy", "mean_class_accuracy", "macro_f1")
+        for name in ("accuracy", "mean_class_accuracy")
     }
+    # Macro-F1 is not a mean of per-sample values: BCa, with the exact jackknife.
+    estimate = float(_cls.confusion_scores(cm.astype(np.float64))["macro_f1"])
+    jack = _confusion_jackknife(cm, "macro_f1")
+    out["macro_f1"] = list(bca_interval(scores["macro_f1"], estimate, jack, alpha))
+    return out
+
+
+def _confusion_jackknife(cm: np.ndarray, name: str) -> np.ndarray:
+    """(N,) leave-one-out values of a confusion score: leaving out a sample removes one count
+    from its cell, so each occupied cell gives one value, repeated count times."""
+    t, p = np.nonzero(cm)
+    k = cm.shape[0]
+    values = np.empty(t.size)
+    step = max(1, 4_000_000 // (k * k))  # bounded (cells, K, K) batches
+    for s in range(0, t.size, step):
+        rows = np.arange(s, min(s + step, t.size))
+        jack = np.repeat(cm[None].astype(np.float64), rows.size, axis=0)
+        jack[np.arange(rows.size), t[rows], p[rows]] -= 1
+        values[rows] = _cls.confusion_scores(jack)[name]
+    return np.repeat(values, cm[t, p].astype(np.int64))
+
+
+#: The interval method of each headline interval outside the geometry (``metrics.json``'s
+#: ``ci_method``; docs/metrics.md): means of per-sample values use the percentile interval.
+CI_METHOD = {"macro_f1": "bca"}
 
 
 def _k_values(k: int) -> list[int]:
@@ -105,14 +131,42 @@ def _retrieval(ctx: _Context) -> None:
         "mode": ctx.rec.modes["retrieval"],
     }
     nk = ctx.nk
-    ctx.per_class_update(
-        precision_at_1=_per_class_mean(p_at_1, ret.labels, nk),
-        r_precision=_per_class_mean(ret.r_precision, ret.labels, nk),
-        map_at_r=_per_class_mean(ret.map_at_r, ret.labels, nk),
-    )
+    per_class = {
+        "precision_at_1": _per_class_mean(p_at_1, ret.labels, nk),
+        "r_precision": _per_class_mean(ret.r_precision, ret.labels, nk),
+        "map_at_r": _per_class_mean(ret.map_at_r, ret.labels, nk),
+    }
+    ctx.per_class_update(**per_class)
+    for key, values in zip(per_class, (p_at_1, ret.r_precision, ret.map_at_r), strict=True):
+        _balanced(ctx, key, values, per_class[key])
     ctx.query_column("precision_at_1", p_at_1)
     ctx.query_column("r_precision", ret.r_precision)
     ctx.query_column("map_at_r", ret.map_at_r)
+
+
+def _balanced(ctx: _Context, key: str, values: np.ndarray, per_class: np.ndarray) -> None:
+    """``{key}_balanced``: the mean over classes of the per-class means (PML's avg_of_avgs).
+
+    Classes without a (non-lone) query are left out. Its interval resamples each class's
+    queries and weighs the classes equally (percentile).
+    """
+    ok = np.isfinite(per_class)
+    name = f"{key}_balanced"
+    ctx.out[name] = float(per_class[ok].mean()) if ok.any() else None
+    ctx.out["retrieval"][name] = ctx.out[name]
+    finite = np.isfinite(values)
+    if ctx.n_boot and ok.any():
+        labels = ctx.search.labels[finite]
+        ctx.ci[name] = list(
+            bootstrap_ci(
+                values[finite],
+                n_boot=ctx.n_boot,
+                seed=ctx.seed,
+                stratify=labels,
+                weights=np.ones(np.unique(labels).size),
+            )
+        )
+        ctx.ci_method[name] = "percentile"
 
 
 def _classification(ctx: _Context) -> None:
@@ -167,7 +221,9 @@ def _classification(ctx: _Context) -> None:
     if ctx.n_boot:
         for key in ("accuracy", "mean_class_accuracy", "macro_f1"):
             ctx.ci[key] = blocks[primary]["ci"][key]
+            ctx.ci_method[key] = CI_METHOD.get(key, "percentile")
         ctx.ci["knn_accuracy"] = blocks["knn"]["ci"]["accuracy"]
+        ctx.ci_method["knn_accuracy"] = "percentile"
     scores = blocks[primary]["per_class"]
     ctx.per_class_update(
         **{
@@ -258,6 +314,7 @@ def _geometry(ctx: _Context) -> None:
         )
         for key, interval in (boot or {}).items():
             ctx.ci[key] = list(interval)
+            ctx.ci_method[key] = _geo.GEOMETRY_CI_METHOD
     ctx.out["davies_bouldin"] = rec.safe("davies_bouldin", lambda: _geo.davies_bouldin(xs, y))
     ctx.out["calinski_harabasz"] = rec.safe(
         "calinski_harabasz", lambda: _geo.calinski_harabasz(xs, y)
@@ -292,6 +349,7 @@ def _silhouette(ctx: _Context) -> None:
     ctx.out["silhouette"] = sil["score"]
     if ctx.n_boot:
         ctx.ci["silhouette"] = [sil["ci_low"], sil["ci_high"]]
+        ctx.ci_method["silhouette"] = "percentile"
     ctx.rec.modes["silhouette"] = sil["mode"]
     ctx.per_class_update(silhouette=sil["per_class"])
     if not sampled:

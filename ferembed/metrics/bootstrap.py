@@ -1,4 +1,4 @@
-"""Bootstrap confidence intervals (percentile method).
+"""Bootstrap confidence intervals: percentile, BCa and recentred percentile.
 
 :func:`bootstrap_ci` resamples the mean of per-sample values without materialising resampled
 arrays when it can:
@@ -17,6 +17,21 @@ test set stays fixed).
 
 :func:`bootstrap_statistic` is the general form for statistics that are not means (macro-F1,
 UAR): it calls ``fn`` on each resample.
+
+Three ways to turn resampled statistics into an interval (``metrics.json``'s ``ci_method``
+records which one each interval used; docs/metrics.md says why):
+
+* :func:`percentile_interval`: the ``alpha/2`` and ``1 - alpha/2`` quantiles. Right for means
+  of per-sample values (unbiased, and their resampled values centre on the estimate).
+* :func:`bca_interval`: Efron's bias-corrected and accelerated interval (Efron & Tibshirani
+  1993, 14.3); the bias correction ``z0`` comes from the share of resampled values below the
+  estimate, the acceleration ``a`` from a jackknife. Equals ``scipy.stats.bootstrap(...,
+  method="BCa")`` on the same resampled values (tested).
+* :func:`recentred_interval`: the percentile interval of the resampled values shifted by the
+  bootstrap's bias (their mean minus the estimate). For statistics whose resampling adds a bias
+  of its own -- the nearest-centroid distance and the between-class scatter grow with the noise
+  of resampled centroids, so a collapsed embedding's resampled values all lie above its
+  estimate, where neither the percentile nor the BCa interval (``z0`` infinite) can contain it.
 """
 
 from __future__ import annotations
@@ -24,10 +39,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from scipy.special import ndtr, ndtri
 
 from ferembed.metrics._validation import check_bootstrap_options
 
-__all__ = ["bootstrap_ci", "bootstrap_statistic", "percentile_interval"]
+__all__ = [
+    "CI_METHODS",
+    "bca_interval",
+    "bootstrap_ci",
+    "bootstrap_statistic",
+    "percentile_interval",
+    "recentred_interval",
+]
+
+#: The interval methods, as recorded in ``metrics.json``'s ``ci_method``.
+CI_METHODS = ("percentile", "bca", "recentred")
 
 _CHUNK = 1 << 22  # random draws per chunk (32 MB of int64)
 _FEW_VALUES = 256  # resample over distinct values when there are at most this many
@@ -114,9 +140,67 @@ def percentile_interval(boot: np.ndarray, alpha: float) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-# The names ferembed.metrics.compare imported before the option check moved to _validation.
-_check_options = check_bootstrap_options
-_percentiles = percentile_interval
+def _finite(boot: np.ndarray) -> np.ndarray:
+    b = np.asarray(boot, dtype=np.float64).ravel()
+    return b[np.isfinite(b)]
+
+
+def bca_interval(
+    boot: np.ndarray, estimate: float, jackknife: np.ndarray, alpha: float
+) -> tuple[float, float]:
+    """Bias-corrected and accelerated (BCa) interval from resampled statistics.
+
+    With ``p0 = (#{boot < est} + #{boot <= est}) / (2B)``, ``z0 = Phi^-1(p0)``, the jackknife
+    values ``t_i`` and their mean ``t.``,
+    ``a = sum (t. - t_i)^3 / (6 [sum (t. - t_i)^2]^(3/2))``, the interval is the
+    ``alpha_1, alpha_2`` quantiles of ``boot`` with
+    ``alpha_j = Phi(z0 + (z0 + z_j) / (1 - a (z0 + z_j)))``, ``z_1, z_2 = Phi^-1(alpha/2),
+    Phi^-1(1 - alpha/2)`` (Efron & Tibshirani 1993, eq. 14.9-14.15; scipy's convention).
+
+    Args:
+        boot: (B,) resampled statistics (non-finite values are dropped).
+        estimate: the statistic on the original sample.
+        jackknife: (J,) the statistic with each sample (or group) left out; a jackknife with
+            no spread gives ``a = 0`` (the bias-corrected interval).
+        alpha: 1 - confidence level, in (0, 1).
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` when no resampled value is finite.
+    """
+    b = _finite(boot)
+    if b.size == 0:
+        return float("nan"), float("nan")
+    p0 = ((b < estimate).sum() + (b <= estimate).sum()) / (2.0 * b.size)
+    z0 = float(ndtri(p0))
+    t = np.asarray(jackknife, dtype=np.float64)
+    u = t.mean() - t
+    den = float((u**2).sum())
+    acc = float((u**3).sum()) / (6.0 * den**1.5) if den > 0 else 0.0
+    out = []
+    for z in (float(ndtri(alpha / 2)), float(ndtri(1 - alpha / 2))):
+        q = float(ndtr(z0 + (z0 + z) / (1 - acc * (z0 + z))))
+        q = q if np.isfinite(q) else (0.0 if z0 < 0 else 1.0)  # z0 = +-inf: an end of boot
+        out.append(float(np.percentile(b, 100 * q)))
+    return out[0], out[1]
+
+
+def recentred_interval(boot: np.ndarray, estimate: float, alpha: float) -> tuple[float, float]:
+    """Percentile interval of the resampled values minus their bias ``mean(boot) - estimate``.
+
+    ``(estimate + q_lo - m, estimate + q_hi - m)`` with ``m`` the mean and ``q_lo, q_hi`` the
+    ``alpha/2, 1 - alpha/2`` quantiles of the finite resampled values: the spread of the
+    resampled statistic, placed around the estimate. It contains the estimate whenever ``m``
+    lies inside its own percentile range.
+
+    Returns:
+        ``(low, high)``; ``(nan, nan)`` when no resampled value is finite.
+    """
+    b = _finite(boot)
+    if b.size == 0:
+        return float("nan"), float("nan")
+    lo, hi = percentile_interval(b, alpha)
+    shift = float(estimate) - float(b.mean())
+    return lo + shift, hi + shift
 
 
 def bootstrap_ci(

@@ -3,9 +3,13 @@
 Row ``i`` of both embeddings is the same sample (``ferembed.runs.compare_runs`` pairs two runs
 by ``sample_id`` and calls :func:`compare_embeddings`). Correctness comes from each side's
 classifier head when both have logits, else from a leave-one-out kNN vote in each side's own
-embedding. All intervals are percentile bootstraps stratified by true class (the test set's
-class mix stays fixed) and resample the *pairs*, so they account for the correlation between the
-two sides.
+embedding. All intervals are bootstraps stratified by true class (the test set's class mix
+stays fixed) and resample the *pairs*, so they account for the correlation between the two sides:
+percentile intervals for the classification differences, recentred ones for the geometry
+(:mod:`ferembed.metrics.geometry_bootstrap`).
+
+The geometry runs on the vectors ``evaluate`` uses (unit rows for cosine, :func:`geometry_vectors`),
+so each side's compactness, separation and Fisher ratio equal that run's ``metrics.json``.
 """
 
 from __future__ import annotations
@@ -15,15 +19,29 @@ from scipy import stats
 
 from ferembed._io import to_jsonable
 from ferembed.metrics._knn import compute_knn
-from ferembed.metrics._validation import check_distance
-from ferembed.metrics.bootstrap import _check_options, _percentiles, bootstrap_ci
+from ferembed.metrics._validation import check_bootstrap_options, check_distance, l2_normalize
+from ferembed.metrics.bootstrap import bootstrap_ci, percentile_interval
 from ferembed.metrics.classification import classification_metrics, confusion_scores, knn_vote
 from ferembed.metrics.geometry import distance_to_centroid, paired_geometry_bootstrap
 
-__all__ = ["compare_embeddings", "mcnemar_test"]
+__all__ = ["compare_embeddings", "geometry_vectors", "mcnemar_test"]
 
 #: McNemar uses the exact binomial test below this many discordant pairs, chi-square above.
 EXACT_BELOW = 25
+
+
+def geometry_vectors(x: np.ndarray, distance: str) -> np.ndarray:
+    """The vectors the geometry of a run is computed on, as in ``evaluate``.
+
+    Args:
+        x: (N, D) embeddings.
+        distance: ``"cosine"`` (float32 L2-normalised rows) or ``"euclidean"`` (float32 ``x``).
+
+    Returns:
+        (N, D) float32.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    return l2_normalize(x) if check_distance(distance) == "cosine" else x
 
 
 def mcnemar_test(b: int, c: int, *, exact: bool | None = None) -> dict:
@@ -98,8 +116,8 @@ def _paired_class_metric_cis(y, pa, pb, k, n_boot, alpha, seed):
     sa = confusion_scores(boots.sum(axis=3))  # (n_boot, K, K): true x pred_a
     sb = confusion_scores(boots.sum(axis=2))  # true x pred_b
     return (
-        _percentiles(sb["mean_class_accuracy"] - sa["mean_class_accuracy"], alpha),
-        _percentiles(sb["macro_f1"] - sa["macro_f1"], alpha),
+        percentile_interval(sb["mean_class_accuracy"] - sa["mean_class_accuracy"], alpha),
+        percentile_interval(sb["macro_f1"] - sa["macro_f1"], alpha),
     )
 
 
@@ -145,7 +163,8 @@ def compare_embeddings(
           ``{a, b, diff, ci_low, ci_high}`` (the interval is that of ``diff``);
         * ``geometry``: for ``compactness``, ``class_separation``, ``fisher_ratio``:
           ``{a, b, diff, ci_low, ci_high}``, the paired bootstrap of
-          :func:`~ferembed.metrics.geometry.paired_geometry_bootstrap`;
+          :func:`~ferembed.metrics.geometry.paired_geometry_bootstrap` on
+          :func:`geometry_vectors` (unit rows for cosine, as ``evaluate``);
         * ``mcnemar``: :func:`mcnemar_test` on the correctness pairs;
         * ``per_class``: ``{class_name: {n, recall_a, recall_b, recall_delta, f1_a, f1_b,
           f1_delta, compactness_a, compactness_b, compactness_delta}}`` (compactness = mean
@@ -158,7 +177,7 @@ def compare_embeddings(
     Raises:
         ValueError: bad options, or fewer than 2 samples.
     """
-    _check_options(n_boot, alpha)
+    check_bootstrap_options(n_boot, alpha)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
     distance = check_distance(distance)
@@ -219,7 +238,14 @@ def compare_embeddings(
     jac = _jaccard(knn_a, knn_b)
     jac_ci = bootstrap_ci(jac, n_boot=n_boot, alpha=alpha, seed=seed, stratify=y)
     geometry = paired_geometry_bootstrap(
-        xa, xb, y, distance=distance, num_classes=nc, n_boot=n_boot, alpha=alpha, seed=seed
+        geometry_vectors(xa, distance),
+        geometry_vectors(xb, distance),
+        y,
+        distance=distance,
+        num_classes=nc,
+        n_boot=n_boot,
+        alpha=alpha,
+        seed=seed,
     )
     return to_jsonable(
         {

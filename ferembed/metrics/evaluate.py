@@ -192,7 +192,12 @@ def evaluate(
         with rec.timed(group):
             _RUNNERS[group](ctx)
     ctx.out.update(
-        per_class=ctx.per_class, ci=ctx.ci, modes=rec.modes, notes=rec.notes, timings_s=rec.timings
+        per_class=ctx.per_class,
+        ci=ctx.ci,
+        ci_method=ctx.ci_method,
+        modes=rec.modes,
+        notes=rec.notes,
+        timings_s=rec.timings,
     )
     rec.timings["total"] = round(time.perf_counter() - t_start, 4)
     metrics = to_jsonable(ctx.out)

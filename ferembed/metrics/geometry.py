@@ -45,12 +45,14 @@ from ferembed.metrics._validation import check_int, check_labelled, require_clas
 # so that ``ferembed.metrics.geometry`` keeps offering every geometry quantity.
 from ferembed.metrics.distances import alignment, distance_histograms, uniformity
 from ferembed.metrics.geometry_bootstrap import (
+    GEOMETRY_CI_METHOD,
     geometry_bootstrap,
     paired_geometry_bootstrap,
     resampled_geometry,
 )
 
 __all__ = [
+    "GEOMETRY_CI_METHOD",
     "alignment",
     "calinski_harabasz",
     "class_centroids",

@@ -4,6 +4,12 @@
 once (the weights are bootstrap multiplicities), so :func:`geometry_bootstrap` and
 :func:`paired_geometry_bootstrap` never materialise a resampled array. Definitions as in
 :mod:`ferembed.metrics.geometry`.
+
+The intervals are recentred percentile intervals (:data:`GEOMETRY_CI_METHOD`,
+:func:`~ferembed.metrics.bootstrap.recentred_interval`): a resample's centroids carry extra noise,
+which moves the nearest-centroid distance and the between-class scatter away from the estimate
+(for a collapsed embedding every resampled separation lies above it), so the plain percentile
+interval, and BCa with it, can miss the estimate.
 """
 
 from __future__ import annotations
@@ -19,9 +25,17 @@ from ferembed.metrics._validation import (
     check_labelled,
     require_classes,
 )
-from ferembed.metrics.bootstrap import percentile_interval
+from ferembed.metrics.bootstrap import recentred_interval
 
-__all__ = ["geometry_bootstrap", "paired_geometry_bootstrap", "resampled_geometry"]
+__all__ = [
+    "GEOMETRY_CI_METHOD",
+    "geometry_bootstrap",
+    "paired_geometry_bootstrap",
+    "resampled_geometry",
+]
+
+#: The interval method of every geometry scalar (``metrics.json``'s ``ci_method``).
+GEOMETRY_CI_METHOD = "recentred"
 
 
 _BOOT_CELLS = 4_000_000  # resample weights held at once (rows x samples), ~32 MB of float64
@@ -152,10 +166,11 @@ def _stratified_weights(y: np.ndarray, k: int, n_boot: int, seed: int):
         yield w
 
 
-def _interval(values: np.ndarray, alpha: float) -> tuple[float, float]:
-    """Percentile interval of the finite resampled values (NaN, NaN when there are none)."""
-    v = values[np.isfinite(values)]
-    return percentile_interval(v, alpha) if v.size else (float("nan"), float("nan"))
+def _interval(values: np.ndarray, estimate: float, alpha: float) -> tuple[float, float]:
+    """Recentred percentile interval of the finite resampled values (NaN, NaN when none)."""
+    if not np.isfinite(estimate):
+        return float("nan"), float("nan")
+    return recentred_interval(values, estimate, alpha)
 
 
 def _checked(x, y, distance, num_classes, n_boot, alpha, what: str):
@@ -176,18 +191,24 @@ def geometry_bootstrap(
     alpha: float = 0.05,
     seed: int = 0,
 ) -> dict[str, tuple[float, float]]:
-    """Class-stratified percentile bootstrap intervals of the :func:`resampled_geometry` scalars.
+    """Class-stratified bootstrap intervals of the :func:`resampled_geometry` scalars.
 
     Each resample draws every class's members with replacement (class sizes kept), and the
-    centroids are recomputed, so the intervals include the centroids' own sampling error.
+    centroids are recomputed, so the intervals include the centroids' own sampling error. The
+    interval is the recentred percentile one (:data:`GEOMETRY_CI_METHOD`), which contains the
+    estimate.
 
     Returns:
         ``{"compactness": (low, high), "class_separation": ..., "fisher_ratio": ...}``.
     """
     x, y, k = _checked(x, y, distance, num_classes, n_boot, alpha, "geometry_bootstrap")
     blocks = _class_blocks(x, y, k, distance)
+    point = _resampled(blocks, np.ones((1, y.size)), distance)
     parts = [_resampled(blocks, w, distance) for w in _stratified_weights(y, k, n_boot, seed)]
-    return {key: _interval(np.concatenate([p[key] for p in parts]), alpha) for key in parts[0]}
+    return {
+        key: _interval(np.concatenate([p[key] for p in parts]), float(point[key][0]), alpha)
+        for key in point
+    }
 
 
 def paired_geometry_bootstrap(
@@ -204,7 +225,9 @@ def paired_geometry_bootstrap(
     """Paired difference ``B - A`` of the geometry scalars of two embeddings of the same samples.
 
     Both embeddings are resampled with the same class-stratified multiplicities, so the interval
-    of the difference reflects only what differs between the two embeddings.
+    of the difference reflects only what differs between the two embeddings (recentred on the
+    difference, :data:`GEOMETRY_CI_METHOD`). Fisher uses the vectors as given: pass unit rows for
+    a cosine run, as ``evaluate`` does (``ferembed.metrics.compare`` does).
 
     Returns:
         ``{key: {"a", "b", "diff", "ci_low", "ci_high"}}`` for ``compactness``,
@@ -222,7 +245,7 @@ def paired_geometry_bootstrap(
             diffs.setdefault(key, []).append(gb[key] - ga[key])
     out = {}
     for key, parts in diffs.items():
-        lo, hi = _interval(np.concatenate(parts), alpha)
         a, b = float(point_a[key][0]), float(point_b[key][0])
+        lo, hi = _interval(np.concatenate(parts), b - a, alpha)
         out[key] = {"a": a, "b": b, "diff": b - a, "ci_low": lo, "ci_high": hi}
     return out

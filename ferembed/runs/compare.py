@@ -1,7 +1,9 @@
-"""Compare two runs of the same samples (``ferembed compare RUN_A RUN_B``).
+"""Compare runs of the same samples (``ferembed compare RUN_A RUN_B [RUN_C ...]``).
 
 The runs are paired here by ``sample_id``; the paired statistics on the aligned arrays are
-:func:`ferembed.metrics.compare.compare_embeddings`.
+:func:`ferembed.metrics.compare.compare_embeddings`. Several challengers against one baseline
+(:func:`compare_many`) get Holm-adjusted McNemar p-values
+(:func:`ferembed.metrics.multitest.holm_adjust`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import numpy as np
 
 from ferembed import _format
 from ferembed.metrics.compare import compare_embeddings
+from ferembed.metrics.multitest import holm_adjust
 from ferembed.runs.cache import CacheEntry, cache_entry, load_cached, save_cached
 from ferembed.runs.evaluate import as_run
 from ferembed.runs.format import Run
@@ -56,6 +59,12 @@ def pair_rows(ra: Run, rb: Run) -> np.ndarray:
     return pos_b
 
 
+#: Bumped when a comparison's numbers change for the same runs and options, so that cached
+#: comparisons computed before are not served (2: geometry on unit rows for cosine, as
+#: ``evaluate``; recentred geometry intervals).
+COMPARE_VERSION = 2
+
+
 def _entry(
     ra: Run, rb: Run, *, distance: str | None, k: int, n_boot: int, seed: int, alpha: float
 ) -> CacheEntry:
@@ -66,6 +75,7 @@ def _entry(
         "n_boot": n_boot,
         "seed": seed,
         "alpha": alpha,
+        "compare_version": COMPARE_VERSION,
     }
     return cache_entry(ra, "compare", options, inputs=[rb])
 
@@ -147,6 +157,57 @@ def compare_runs(
     if entry is not None:
         save_cached(entry, result)
     return result
+
+
+def compare_many(
+    run_a: Run | str | os.PathLike,
+    runs_b: list[Run | str | os.PathLike],
+    **options,
+) -> dict:
+    """Compare several runs against one baseline, with Holm-adjusted p-values.
+
+    Each challenger is compared with :func:`compare_runs` (same ``options``); the McNemar
+    p-values of the family are adjusted by Holm-Bonferroni, which keeps the chance of any false
+    "significant" at ``alpha`` whatever the number of challengers.
+
+    Args:
+        run_a: the baseline run (or its directory).
+        runs_b: one or more challengers on the same samples.
+        **options: keyword options of :func:`compare_runs` (``distance``, ``k``, ``n_boot``,
+            ``seed``, ``alpha``, ``cache``).
+
+    Returns:
+        JSON-ready ``{"baseline": name, "correction": "holm", "comparisons": [...]}``: one
+        :func:`compare_runs` result per challenger, in the order given, whose ``mcnemar`` also
+        holds ``pvalue_holm``.
+    """
+    ra = as_run(run_a)
+    results = [compare_runs(ra, rb, **options) for rb in runs_b]
+    adjusted = holm_adjust([r["mcnemar"]["pvalue"] for r in results])
+    for r, p in zip(results, adjusted, strict=True):
+        r["mcnemar"] = {**r["mcnemar"], "pvalue_holm": float(p)}
+    return {"baseline": ra.name, "correction": "holm", "comparisons": results}
+
+
+def format_comparisons(result: dict) -> str:
+    """A plain-text table of :func:`compare_many`'s result: one row per challenger."""
+    first = result["comparisons"][0]
+    level = round(100 * (1 - first["alpha"]))
+    lines = [
+        f"baseline A = {result['baseline']}; {len(result['comparisons'])} runs B, "
+        f"{first['n']} paired samples, McNemar p-values Holm-adjusted over the family",
+        "",
+        f"{'run B':<24}{'acc A':>8}{'acc B':>8}{'B - A':>9}  {f'{level}% CI':<19}"
+        f"{'p':>9}{'p (Holm)':>10}",
+    ]
+    for r in result["comparisons"]:
+        m, mc = r["metrics"]["accuracy"], r["mcnemar"]
+        ci = f"[{_num(m['ci_low'], True)}, {_num(m['ci_high'], True)}]"
+        lines.append(
+            f"{r['run_b'][:23]:<24}{_num(m['a']):>8}{_num(m['b']):>8}{_num(m['diff'], True):>9}"
+            f"  {ci:<19}{mc['pvalue']:>9.4g}{mc['pvalue_holm']:>10.4g}"
+        )
+    return "\n".join(lines)
 
 
 def _num(v: float | None, signed: bool = False) -> str:

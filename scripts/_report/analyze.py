@@ -86,6 +86,7 @@ def analyze(raw: dict[str, Any]) -> dict[str, Any]:
         "ckplus": _ckplus(raw["ckplus"]),
         "cross": _cross(raw["cross"], fer),
         "literature": _literature(fer, raw["facts"]),
+        "leakage": _leakage(raw.get("leakage")),
     }
 
 
@@ -282,4 +283,28 @@ def _literature(fer: dict, facts: dict) -> dict[str, Any]:
         "n_losses": len(fer),
         "last_epoch_best": sum(fer[m]["best_epoch"] == fer[m]["epochs"] for m in fer),
     }
+    return out
+
+
+def _leakage(leak: dict | None) -> dict[str, Any] | None:
+    """Per split: the share of faces with a copy in train (overall and per class), the accuracy
+    change without them (points), and the share of pairs whose two copies agree on the label."""
+    if not leak:
+        return None
+    out: dict[str, Any] = {}
+    for split in ("test", "val"):
+        d = leak.get(split)
+        if not d:
+            continue
+        acc = d["accuracy"]
+        out[split] = {
+            "fraction": d["duplicated"] / d["n"],
+            "per_class_fraction": {
+                c: v["duplicated"] / v["n"] if v["n"] else None for c, v in d["per_class"].items()
+            },
+            "label_agreement": 1 - d["label_disagreeing_pairs"] / d["pairs"]
+            if d["pairs"]
+            else None,
+            "accuracy_change": None if acc is None else acc["accuracy_clean"] - acc["accuracy"],
+        }
     return out

@@ -80,6 +80,7 @@ def collect(study) -> dict[str, Any]:
         "cross": {},
         "pseudo": None,
         "ckplus_budget": None,
+        "leakage": None,
     }
     for m in study.methods:
         met = _load(study.run_dir("fer2013-test", m) / METRICS_FILE)
@@ -124,6 +125,7 @@ def collect(study) -> dict[str, Any]:
                 "notes": [n for n in met.get("notes", []) if "contempt" in n],
             }
     raw["pseudo"] = _pseudo(study)
+    raw["leakage"] = _load(study.work / "leakage" / LEAKAGE_RECORD)
     raw["zoo_command"] = (_load(study.ckpt / "softmax.card.json") or {}).get("command")
     return raw
 
@@ -173,3 +175,54 @@ def _pseudo(study) -> dict[str, Any] | None:
         "rounds": [{k: v for k, v in r.items() if k != "per_class"} for r in rec["rounds"]],
         "round_test": tests,
     }
+
+
+#: The splits checked for near-duplicates in the training split, and the model that embedded them.
+LEAKAGE_SPLITS = ("test", "val")
+LEAKAGE_MODEL = "softmax"
+#: the record of the leakage stage (:func:`leakage_record`'s result), beside its runs
+LEAKAGE_RECORD = "leakage.json"
+
+
+def leakage_run(runs: Path, split: str) -> Path:
+    """The run of FER2013 ``split`` embedded by the leakage check's model, under ``runs``."""
+    return Path(runs) / f"fer2013-{split}"
+
+
+def leakage_record(runs: Path) -> dict[str, Any] | None:
+    """Near-duplicates of FER2013 test and val faces in train (``ferembed.runs.leakage``).
+
+    Args:
+        runs: the folder holding the runs ``fer2013-{train,val,test}`` (:func:`leakage_run`),
+            embedded with the softmax checkpoint; None is returned when one is missing.
+
+    Returns:
+        ``{"model", "max_hamming", "test": {...}, "val": {...}}``: per split the number of
+        ``pairs`` (of them ``identical_pairs``, pixel distance 0, and ``label_disagreeing_pairs``),
+        ``n``, ``duplicated`` (faces with >= 1 copy in train), ``per_class`` ``{class: {n,
+        duplicated}}`` and the model's ``accuracy`` with and without the duplicated faces.
+    """
+    from ferembed.runs.leakage import check_leakage
+
+    paths = {s: leakage_run(runs, s) for s in ("train", *LEAKAGE_SPLITS)}
+    if not all(p.is_dir() for p in paths.values()):
+        return None
+    out: dict[str, Any] = {"model": LEAKAGE_MODEL}
+    for split in LEAKAGE_SPLITS:
+        report = check_leakage(paths[split], paths["train"])
+        out["max_hamming"] = report.max_hamming
+        pairs, table = report.pairs, report.summary
+        per_class = {
+            row["class"]: {"n": int(row["n"]), "duplicated": int(row["duplicated"])}
+            for row in table.to_dict("records")
+        }
+        total = per_class.pop("all")
+        out[split] = {
+            "pairs": int(len(pairs)),
+            "identical_pairs": int((pairs["pixel_distance"] == 0).sum()),
+            "label_disagreeing_pairs": int((pairs["a_label"] != pairs["b_label"]).sum()),
+            **total,
+            "per_class": per_class,
+            "accuracy": report.accuracy,
+        }
+    return out

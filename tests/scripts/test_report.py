@@ -86,6 +86,7 @@ SECTIONS = {
     "## Clustering pseudo-labels": ("pseudo", "analysis.pseudo"),
     "## CK+ subject-independent": ("ckplus", "ckplus_budget", "facts.ckplus", "analysis.ckplus"),
     "## Cross-dataset": ("cross", "facts.ckplus", "analysis.cross"),
+    "## Leakage": ("leakage", "analysis.leakage"),
     "## Against the literature": (
         "fer2013",
         "ckplus",

@@ -71,6 +71,7 @@ def _materialise(res: dict, root: Path) -> Study:
     for r, t in zip(p["rounds"], p["round_test"], strict=True):
         run = runs / "fer2013-test" / f"affinity_cluster-round_{r['round']}-s0"
         write_json(run / "metrics.json", {"accuracy": t["accuracy"], "ci": {"accuracy": t["ci"]}})
+    write_json(work / "leakage" / "leakage.json", res["leakage"])
     args = argparse.Namespace(
         checkpoints=str(ckpt),
         work=str(work),
