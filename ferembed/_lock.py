@@ -71,7 +71,7 @@ def hold_lock(
     what: str,
     command: str = "",
     poll_s: float = 0.2,
-    on_wait: Callable[[str], None] = _stderr,
+    on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[bool]:
     """Hold the lock file ``path`` for the ``with`` block; yield whether we had to wait.
 
@@ -80,7 +80,8 @@ def hold_lock(
         what: what the lock guards, for the waiting message (``"evaluation of runs/x"``).
         command: written into the file, to tell the user what holds it.
         poll_s: how often a waiter looks again.
-        on_wait: called once with the one-line message when the lock is held by another process.
+        on_wait: called once with the one-line message when the lock is held by another process
+            (default: printed to stderr).
 
     Raises:
         OSError: the lock file cannot be created (a read-only folder).
@@ -95,7 +96,9 @@ def hold_lock(
         if _try_lock(fd) and _same_file(fd, path):
             break
         if not waited:
-            on_wait(f"waiting for the {what}: held by {describe_holder(read_holder(path))}")
+            (on_wait or _stderr)(
+                f"waiting for the {what}: held by {describe_holder(read_holder(path))}"
+            )
             waited = True
         os.close(fd)
         time.sleep(poll_s)
