@@ -144,7 +144,12 @@ def clean_leftovers(parent: str | os.PathLike, name: str | None = None) -> list[
         if match is None or (name is not None and match["name"] != name):
             continue
         path = parent / entry
-        if not _writer_gone(path, match, now):
+        # An earlier version's ".old" whose run is missing is put back at once: only a kill
+        # leaves it so (that version held it for two renames).
+        orphan = match.re is _LEGACY and match["kind"] == "old"
+        if not (orphan and not os.path.lexists(parent / match["name"])) and not _writer_gone(
+            path, match, now
+        ):
             continue
         try:
             target = parent / match["name"]

@@ -8,6 +8,7 @@ recoverable (:func:`recover_pair`, run before each save and each load).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -63,10 +64,7 @@ def recover_pair(weights_path: Path, sidecar_path: Path) -> list[Path]:
         if match["host"] != _io.HOST or _io.pid_alive(int(match["pid"])):
             continue
         pending = sidecar_path.parent / name
-        try:
-            sha = json.loads(pending.read_text(encoding="utf-8")).get("sha256")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            sha = None
+        sha = _sha(pending)
         try:
             if sha is not None and weights_path.is_file() and _sha256_file(weights_path) == sha:
                 os.replace(pending, sidecar_path)
@@ -75,7 +73,36 @@ def recover_pair(weights_path: Path, sidecar_path: Path) -> list[Path]:
         except OSError:
             continue
         done.append(pending)
+    done += _recover_legacy(weights_path, sidecar_path)
     return done
+
+
+def _recover_legacy(weights_path: Path, sidecar_path: Path) -> list[Path]:
+    """An earlier version wrote the sidecar through ``.<stem>.json.RANDOM.json.tmp`` after the
+    weights: a kill there left new weights beside the old sidecar. When the sidecar does not match
+    the weights but such a temporary file does, it is the sidecar that was being written."""
+    pattern = re.compile(rf"^\.{re.escape(sidecar_path.name)}\.[a-z0-9_]{{8}}\.json\.tmp$")
+    try:
+        names = [n for n in os.listdir(sidecar_path.parent) if pattern.match(n)]
+        if not names or _sha(sidecar_path) == (sha := _sha256_file(weights_path)):
+            return []
+    except OSError:
+        return []
+    for name in names:
+        candidate = sidecar_path.parent / name
+        if _sha(candidate) == sha:
+            with contextlib.suppress(OSError):
+                os.replace(candidate, sidecar_path)
+                return [candidate]
+    return []
+
+
+def _sha(sidecar_path: Path) -> str | None:
+    """The sha256 a sidecar records, or None when it is unreadable."""
+    try:
+        return json.loads(sidecar_path.read_text(encoding="utf-8")).get("sha256")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return None
 
 
 def _sha256_file(path: Path) -> str:

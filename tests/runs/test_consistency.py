@@ -241,3 +241,14 @@ def test_kill_between_per_sample_and_metrics_reads_as_stale_and_evaluate_repairs
     assert load_run(path).metrics_status()[0] == "fresh"
     assert metrics["computed_from"]["request"]["options"] == {"include": ["retrieval"], "n_boot": 0}
     assert [p.name for p in path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_cached_results_are_not_served_for_replaced_embeddings(tmp_path):
+    from ferembed.runs import cache_entry, load_cached, save_cached
+
+    path = _evaluated(tmp_path / "r")
+    entry = cache_entry(load_run(path), "projection", {"method": "pca"})
+    assert save_cached(entry, {"x": 1})
+    assert load_cached(cache_entry(load_run(path), "projection", {"method": "pca"})) == {"x": 1}
+    _other_embeddings(path)
+    assert load_cached(cache_entry(load_run(path), "projection", {"method": "pca"})) is None
