@@ -9,7 +9,10 @@ being written), ``.NAME.PID@HOST.RANDOM.old`` (the previous ``NAME`` during an `
 and ``.NAME.PID@HOST.RANDOM.trash`` (an old one being deleted). :func:`clean_leftovers` removes the
 ones whose writer is dead (same host, pid gone) and puts an ``.old`` back when the swap was
 interrupted before the new ``NAME`` was in place; a live writer's files are never touched. Every
-write runs it on the folder it writes in, so leftovers go at the next command that writes there.
+write runs it on the folder it writes in, so leftovers go at the next command that writes there
+(and :func:`ferembed.runs.find_runs` / ``load_run`` run it where a run is missing). Names of
+earlier versions, which carry no writer, are removed once a day old (an ``.old`` whose run is
+missing is put back at once).
 """
 
 from __future__ import annotations

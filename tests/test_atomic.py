@@ -380,3 +380,42 @@ def test_a_read_only_run_is_evaluated_without_writing(tmp_path):
         )
     finally:
         os.chmod(run, 0o755)
+
+
+# ------------------------------------------------------------------------------------------------
+# What earlier versions left behind
+
+
+def test_an_earlier_version_s_interrupted_swap_is_restored(tmp_path):
+    old = _write(tmp_path / "built")
+    legacy = tmp_path / ".r.k3j4h5g6.old"  # that version kept the old run at ".old/x"
+    legacy.mkdir()
+    os.rename(tmp_path / "built", legacy / "x")
+    np.testing.assert_array_equal(load_run(tmp_path / "r").embeddings, old)
+    assert _hidden(tmp_path) == []
+
+
+def test_an_earlier_version_s_leftover_is_removed_once_old(tmp_path):
+    (tmp_path / ".r.k3j4h5g6.tmp").mkdir()
+    _write(tmp_path / "a")
+    assert _hidden(tmp_path) == [".r.k3j4h5g6.tmp"]  # recent: its writer may still be at work
+    _age(tmp_path / ".r.k3j4h5g6.tmp", _io.ORPHAN_AGE_S + 60)
+    _write(tmp_path / "b")
+    assert _hidden(tmp_path) == []
+
+
+def test_an_earlier_version_s_sidecar_left_in_its_temporary_file_is_recovered(tmp_path):
+    import shutil
+
+    import torch
+
+    _save_ckpt(tmp_path / "a" / "best", 0)
+    _save_ckpt(tmp_path / "b" / "best", 1)
+    # Weights of b beside the sidecar of a, b's sidecar still in that version's temporary name.
+    shutil.copy(tmp_path / "a" / "best.json", tmp_path / "best.json")
+    shutil.copy(tmp_path / "b" / "best.safetensors", tmp_path / "best.safetensors")
+    shutil.copy(tmp_path / "b" / "best.json", tmp_path / ".best.json.k3j4h5g6.json.tmp")
+    state, _ = _weights(tmp_path / "best")
+    expected, _ = _weights(tmp_path / "b" / "best")
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    assert _hidden(tmp_path) == []
