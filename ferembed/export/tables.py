@@ -92,12 +92,13 @@ def load_metrics(path: str | os.PathLike, *, evaluate: bool = False) -> dict[str
 
     Args:
         path: the run directory.
-        evaluate: when metrics.json is missing, compute it with
-            ``ferembed.runs.evaluate_run`` (all metrics, the run's distance) instead of failing.
+        evaluate: when metrics.json is missing or stale (a file it was computed from has changed),
+            compute it with ``ferembed.runs.evaluate_run`` (all metrics, the run's distance)
+            instead of failing.
 
     Raises:
-        FerembedError: missing (telling to run ``ferembed evaluate``), unreadable or of another
-            schema.
+        FerembedError: missing or stale (telling to run ``ferembed evaluate``), unreadable or of
+            another schema.
     """
     run = load_run(path, check_arrays=False)
     mpath = run.metrics_path
@@ -106,6 +107,15 @@ def load_metrics(path: str | os.PathLike, *, evaluate: bool = False) -> dict[str
             raise FerembedError(
                 f"{run.path}: no {METRICS_FILE}; run `ferembed evaluate {run.path}` first "
                 "(or export with evaluate=True / --evaluate to compute it now)"
+            )
+        evaluate_run(run.path)
+    elif mpath.is_file() and run.metrics_status()[0] == "stale":
+        # Metrics of files that have since changed (re-embedded, truncated, edited) are not
+        # this run's metrics: recompute them, or say why not.
+        if not evaluate:
+            raise FerembedError(
+                f"{mpath}: stale ({run.metrics_status()[1]}); run `ferembed evaluate "
+                f"{run.path}` again (or export with evaluate=True / --evaluate)"
             )
         evaluate_run(run.path)
     try:

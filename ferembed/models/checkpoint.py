@@ -1,6 +1,7 @@
 """Checkpoints: safetensors weights plus a JSON sidecar that says how to rebuild and use them.
 
-A checkpoint ``<stem>`` is two files, each written atomically (:mod:`ferembed._io`)::
+A checkpoint ``<stem>`` is two files, written atomically as one unit (the sidecar carries the
+weights' sha256; a save killed half way is finished or undone by :func:`recover_checkpoint`)::
 
     <stem>.safetensors   tensors "model.<state-dict key>" and "loss.<state-dict key>"
     <stem>.json          the sidecar (format "ferembed.checkpoint/1")
@@ -47,10 +48,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from ferembed import _io
 from ferembed._version import __version__
 from ferembed.errors import CheckpointError, FerembedError
 from ferembed.models._base import INPUT_MEAN, INPUT_SIZE, INPUT_STD, FERNet, ModelConfigError
+from ferembed.models._commit import commit_pair, recover_pair
 from ferembed.models._flops import count_flops
 from ferembed.models._registry import create_model
 
@@ -117,7 +118,6 @@ def save_checkpoint(
     if loss is not None:
         tensors.update({f"loss.{k}": _plain(v) for k, v in loss.state_dict().items()})
     blob = st_save(tensors, metadata={"format": FORMAT})
-    _io.write_bytes(weights_path, blob)
 
     size = int(meta.get("input", {}).get("size", INPUT_SIZE))
     input_info = {
@@ -159,8 +159,14 @@ def save_checkpoint(
             f"save_checkpoint: {len(sidecar['class_names'])} class_names for a model with "
             f"{model.num_classes} classes"
         )
-    _io.write_json(sidecar_path, sidecar)
+    commit_pair(weights_path, sidecar_path, blob, sidecar)
     return sidecar_path
+
+
+def recover_checkpoint(path: str | os.PathLike) -> list[Path]:
+    """Finish or undo a save of the checkpoint at ``path`` that a dead process left half done
+    (see :mod:`ferembed.models._commit`); returns the pending sidecars acted on."""
+    return recover_pair(*checkpoint_paths(path))
 
 
 def load_sidecar(path: str | os.PathLike) -> dict:
@@ -170,6 +176,7 @@ def load_sidecar(path: str | os.PathLike) -> dict:
         CheckpointError: missing file, bad JSON, wrong format or a missing key (file named).
     """
     _, sidecar_path = checkpoint_paths(path)
+    recover_checkpoint(path)  # a save killed between the weights and the sidecar
     if not sidecar_path.is_file():
         raise CheckpointError(f"{sidecar_path}: checkpoint sidecar not found")
     try:

@@ -2,7 +2,8 @@
 
 An entry lives in ``RUN/cache/`` of the run it belongs to. Its key is a hash of everything the
 result depends on: the kind of result, its parameters, and the identity of every input run (the
-owner's creation stamp and shape; for any other input also its resolved path). The full key
+owner's creation stamp, shape, and the size and mtime of its embeddings and samples files; for any
+other input also its resolved path). The full key
 material is stored inside the entry and checked on read, so a hash collision, a foreign file or a
 stale entry is a miss, never a wrong answer. Entries are written atomically; a read-only runs root
 still works, just without caching. A rewritten run (``write_run(overwrite=True)``) replaces the
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ferembed import _io
+from ferembed.runs._files import EMBEDDINGS_FILE, SAMPLES_FILE
 from ferembed.runs.format import Run
 
 log = logging.getLogger(__name__)
@@ -33,12 +35,28 @@ _IDENT = "__ident__"
 
 
 def run_identity(run: Run, *, with_path: bool = False) -> dict[str, Any]:
-    """What identifies a run's content: its creation stamp and shape (and, for a run other than
-    the cache's owner, its resolved path)."""
-    ident = {"created": run.manifest.get("created"), "n": run.n, "dim": run.dim}
+    """What identifies a run's content: its creation stamp, shape, and the size and mtime of its
+    embeddings and samples (so a file replaced in place is a new identity: a cached result is
+    never served for other vectors); for a run other than the cache's owner, its resolved path."""
+    ident = {
+        "created": run.manifest.get("created"),
+        "n": run.n,
+        "dim": run.dim,
+        "files": {
+            name: _size_mtime(run.file_path(name)) for name in (EMBEDDINGS_FILE, SAMPLES_FILE)
+        },
+    }
     if with_path:
         ident["path"] = str(Path(run.path).resolve())
     return ident
+
+
+def _size_mtime(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,12 @@ import pandas as pd
 from ferembed import _io
 from ferembed._version import __version__
 from ferembed.errors import RunFormatError
+from ferembed.runs._consistency import (
+    MISSING,
+    STALE,
+    metrics_status,
+    per_sample_matches,
+)
 from ferembed.runs._files import (
     CACHE_DIR,
     EMBEDDINGS_FILE,
@@ -162,16 +168,31 @@ class Run:
         """The path of one of the run's files (a name from ``ferembed.runs._files``)."""
         return self.path / name
 
-    def load_metrics(self) -> dict[str, Any] | None:
-        """The cached ``metrics.json`` or None when absent or unreadable."""
+    def _read_metrics(self) -> dict[str, Any] | None:
         try:
-            return json.loads(self.metrics_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            metrics = json.loads(self.metrics_path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
             return None
+        return metrics if isinstance(metrics, dict) else None
+
+    def metrics_status(self) -> tuple[str, str]:
+        """``(status, reason)`` of ``metrics.json``: ``"missing"``, ``"fresh"``, ``"stale"`` (an
+        input changed since evaluate; ``reason`` names it) or ``"unverified"`` (written by an
+        earlier version, which recorded no inputs)."""
+        return metrics_status(self.path, self._read_metrics())
+
+    def load_metrics(self) -> dict[str, Any] | None:
+        """The cached ``metrics.json``, or None when absent, unreadable or stale (a file it was
+        computed from has changed since: see :meth:`metrics_status`)."""
+        metrics = self._read_metrics()
+        return None if metrics_status(self.path, metrics)[0] in (MISSING, STALE) else metrics
 
     def load_per_sample(self) -> pd.DataFrame | None:
         """``per_sample.parquet`` aligned to the run's rows by sample id (N rows, the run's
-        order; a sample it lacks is a row of NaN), or None when absent or unreadable."""
+        order; a sample it lacks is a row of NaN), or None when absent, unreadable, or computed
+        from run files that have changed since (as ``metrics.json`` records)."""
+        if not per_sample_matches(self.path, self._read_metrics()):
+            return None
         try:
             df = pd.read_parquet(self.per_sample_path)
         except Exception:  # absent or unreadable (pyarrow raises several unrelated types)
@@ -230,6 +251,9 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
     """
     path = Path(path)
     mpath = path / RUN_FILE
+    if not mpath.exists():
+        # An overwrite killed mid-swap leaves the previous run under a hidden name: put it back.
+        _io.clean_leftovers(path.parent, path.name)
     try:
         manifest = json.loads(mpath.read_text())
     except FileNotFoundError:
@@ -283,6 +307,11 @@ def find_runs(root: str | os.PathLike) -> list[Path]:
     root = Path(root)
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
+        if any(d.endswith((".tmp", ".old", ".trash")) for d in dirnames):
+            # Leftovers of dead writers: delete them, and put back a run whose overwrite was
+            # killed mid-swap (it then shows up below).
+            _io.clean_leftovers(dirpath)
+            dirnames[:] = [d for d in os.listdir(dirpath) if os.path.isdir(Path(dirpath, d))]
         dirnames[:] = sorted(
             d for d in dirnames if not d.startswith(".") and d not in (CACHE_DIR, INDEX_DIR)
         )
