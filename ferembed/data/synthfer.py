@@ -37,6 +37,7 @@ import numpy as np
 from ferembed.data._base import ArrayDataset, Sample
 from ferembed.data._registry import register_dataset
 from ferembed.data._synthfer_render import render_faces
+from ferembed.data.generic import check_options
 from ferembed.data.vocab import FER2013_ORDER
 from ferembed.errors import DataError
 
@@ -355,7 +356,9 @@ def create_synthfer(
     image_size: int = 48,
     difficulty: float = 1.0,
     imbalance: float | None = None,
-    **_,
+    fold: int | None = None,
+    num_folds: int = 10,
+    **kw,
 ) -> SynthFERDataset:
     """Build a SynthFER split (``root`` is ignored).
 
@@ -368,10 +371,13 @@ def create_synthfer(
         difficulty: see :func:`generate_synthfer`.
         imbalance: None for balanced classes, or a ratio >= 1 between the most (happy) and least
             (disgust) frequent class of the *train* split; val and test stay balanced.
+        fold, num_folds: refused (SynthFER has fixed splits, not folds); ``num_folds`` alone
+            is the CLI default and ignored.
 
     Raises:
         DataError: unknown split or a bad parameter.
     """
+    check_options("synthfer", kw, fold=fold)
     if split not in SPLIT_SIZES:
         raise DataError(f"synthfer has no split {split!r}; splits: {list(SPLIT_SIZES)}")
     n = SPLIT_SIZES[split] if n is None else int(n)
