@@ -9,6 +9,7 @@ from typing import Any
 from ferembed import _io
 from ferembed.metrics.evaluate import Reference, evaluate
 from ferembed.runs._files import PS_SAMPLE_ID
+from ferembed.runs._reference import check_not_self
 from ferembed.runs.format import Run, load_run
 
 
@@ -50,6 +51,7 @@ def evaluate_run(
                 f"reference run {rrun.name!r} has classes {rrun.class_names}, "
                 f"run {run.name!r} has {run.class_names}"
             )
+        check_not_self(run, rrun)
         ref_name = rrun.name
         ref = Reference(rrun.embeddings, rrun.labels, rrun.subjects, ref_name)
     metrics, per_sample = evaluate(
