@@ -241,7 +241,7 @@ def _check_cosine_rows(x: np.ndarray, name: str) -> None:
         rows = np.flatnonzero(zero)
         raise ValueError(
             f"{name} has {rows.size} all-zero row(s), first at row {rows[0]}: a zero vector has "
-            "no cosine distance (use distance='euclidean', or drop those rows)"
+            "no cosine distance (use the euclidean distance, or drop those rows)"
         )
 
 

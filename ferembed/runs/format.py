@@ -315,7 +315,7 @@ def _check_index_column(
     if bad.any():
         r = int(np.flatnonzero(bad)[0])
         valid = f"-1 (none) or 0..{c - 1}" if allow_none else f"0..{c - 1}"
-        raise RunFormatError(f"{spath}: row {r}: {col} {values.iloc[r]!r} outside {valid}")
+        raise RunFormatError(f"{spath}: row {r}: {col} {v[r]:g} outside {valid}")
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
