@@ -132,7 +132,7 @@ def _wrong(path: Path, name: str, expected: str, value: Any) -> CheckpointError:
     return CheckpointError(f"{path}: sidecar field {name!r} must be {expected}, got {shown}")
 
 
-def check_class_names(sidecar: dict, path: Path, *, count: bool = True) -> list[str]:
+def sidecar_class_names(sidecar: dict, path: Path, *, count: bool = True) -> list[str]:
     """The sidecar's class names: distinct names, ``num_classes`` of them with ``count``
     (absent: ``"0"``, ``"1"``, ...).
 

@@ -53,7 +53,7 @@ from ferembed.errors import CheckpointError, FerembedError
 from ferembed.models._base import INPUT_MEAN, INPUT_SIZE, INPUT_STD, FERNet, ModelConfigError
 from ferembed.models._flops import count_flops
 from ferembed.models._registry import create_model
-from ferembed.models._sidecar import check_class_names, validate_sidecar
+from ferembed.models._sidecar import sidecar_class_names, validate_sidecar
 from ferembed.models._weights import check_weight_values
 
 FORMAT = "ferembed.checkpoint/1"
@@ -187,7 +187,7 @@ def load_sidecar(path: str | os.PathLike) -> dict:
             f"expected {FORMAT!r})"
         )
     validate_sidecar(sidecar, sidecar_path)
-    sidecar["class_names"] = check_class_names(sidecar, sidecar_path, count=False)
+    sidecar["class_names"] = sidecar_class_names(sidecar, sidecar_path, count=False)
     return sidecar
 
 
@@ -223,7 +223,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu") -> tuple[FE
         raise CheckpointError(f"{sidecar_path}: cannot rebuild the model ({exc})") from None
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     _load_state(model, state, weights_path, "model")
-    check_class_names(sidecar, sidecar_path)
+    sidecar_class_names(sidecar, sidecar_path)
     model.to(device).eval()
     return model, sidecar
 
@@ -277,7 +277,7 @@ def init_from_checkpoint(model: FERNet, path: str | os.PathLike, class_names) ->
     own_body = {k: v for k, v in own.items() if not k.startswith("head.")}
     _check_fit(own_body, body, weights_path, "model")
     check_weight_values(own, state, weights_path, "model")  # the head rows too
-    check_class_names(sidecar, checkpoint_paths(path)[1])
+    sidecar_class_names(sidecar, checkpoint_paths(path)[1])
     model.load_state_dict({**own, **body}, strict=True)
     theirs = {}
     for i, name in enumerate(sidecar["class_names"]):

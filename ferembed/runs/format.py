@@ -16,6 +16,7 @@ import pandas as pd
 from ferembed import _io
 from ferembed._version import __version__
 from ferembed.errors import RunFormatError
+from ferembed.runs._checks import check_class_list, check_index_column
 from ferembed.runs._files import (
     CACHE_DIR,
     EMBEDDINGS_FILE,
@@ -260,9 +261,9 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
     n, d, c = run.n, run.dim, len(run.class_names)
     if len(samples) != n:
         raise RunFormatError(f"{spath}: {len(samples)} rows, {RUN_FILE} says n={n}")
-    _check_class_names(run.class_names, mpath)
-    _check_index_column(samples, "label", spath, c, allow_none=False)
-    _check_index_column(samples, "pred", spath, c, allow_none=True)
+    check_class_list(run.class_names, mpath)
+    check_index_column(samples, "label", spath, c, allow_none=False)
+    check_index_column(samples, "pred", spath, c, allow_none=True)
     if run.distance not in DISTANCES:
         raise RunFormatError(f"{mpath}: distance {run.distance!r} not in {DISTANCES}")
     if check_arrays:
@@ -281,41 +282,6 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
                 f"{path / THUMBS_FILE}: shape {run.thumbs.shape}, expected (N, h, w)"
             )
     return run
-
-
-def _check_class_names(names: list, mpath: Path) -> None:
-    """class_names: a list of distinct, non-empty strings (a duplicate would merge two classes)."""
-    if not all(isinstance(x, str) and x.strip() for x in names):
-        raise RunFormatError(f"{mpath}: class_names must be non-empty strings, got {names!r}")
-    seen: set[str] = set()
-    for name in names:
-        if name in seen:
-            raise RunFormatError(f"{mpath}: duplicate class name {name!r} in class_names")
-        seen.add(name)
-
-
-def _check_index_column(
-    samples: pd.DataFrame, col: str, spath: Path, c: int, *, allow_none: bool
-) -> None:
-    """A class-index column: integers in ``0..c-1`` (``-1`` = none, for ``pred``), no NaN.
-
-    Raises:
-        RunFormatError: naming the file, the column and the first bad row.
-    """
-    values = samples[col]
-    if not (pd.api.types.is_integer_dtype(values) or pd.api.types.is_float_dtype(values)):
-        raise RunFormatError(f"{spath}: column {col!r} must hold integers, got {values.dtype}")
-    missing = values.isna().to_numpy()
-    if missing.any():
-        r = int(np.flatnonzero(missing)[0])
-        raise RunFormatError(f"{spath}: row {r}: {col} is missing (NaN)")
-    v = values.to_numpy(dtype=np.float64)
-    lo = -1 if allow_none else 0
-    bad = (v != np.round(v)) | (v < lo) | (v >= c)
-    if bad.any():
-        r = int(np.flatnonzero(bad)[0])
-        valid = f"-1 (none) or 0..{c - 1}" if allow_none else f"0..{c - 1}"
-        raise RunFormatError(f"{spath}: row {r}: {col} {v[r]:g} outside {valid}")
 
 
 def find_runs(root: str | os.PathLike) -> list[Path]:
