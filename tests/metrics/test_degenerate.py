@@ -77,3 +77,13 @@ def test_all_zero_rows_are_refused_under_cosine(where):
     # Euclidean distances are defined for a zero vector: the same data evaluate.
     m = evaluate(args[0], args[1], distance="euclidean", n_boot=0, **args[2])
     assert m["compactness"] is not None
+
+
+def test_complex_and_float32_overflow_are_refused():
+    y = _labels()
+    x = np.random.default_rng(3).normal(size=(30, 4))
+    with pytest.raises(ValueError, match="embeddings is complex"):
+        evaluate(x * 1j, y, n_boot=0)
+    x[5, 2] = 1e300  # finite as float64, Inf as float32
+    with pytest.raises(ValueError, match="first at row 5"):
+        evaluate(x, y, n_boot=0)
