@@ -211,6 +211,13 @@ def emb_fold_synthfer(tmp):
     return _embed(tmp, f"python:{_net(tmp)}:create", "--fold", "1")
 
 
+def _synthfer_arg(arg: str):
+    def build(tmp):
+        return _embed(tmp, f"python:{_net(tmp)}:create", "--dataset-arg", arg)
+
+    return build
+
+
 def emb_duplicate_classes(tmp):
     classes = "angry,disgust,fear,happy,sad,surprise,angry"
     return _embed(tmp, f"python:{_net(tmp)}:create", "--classes", classes)
@@ -430,6 +437,11 @@ CASES = [
     ("embed NaN embeddings", emb_nan_output, ["nan_net", "embedding", "NaN/Inf"]),
     ("embed complex embeddings", emb_complex_output, ["complex_net", "embedding", "complex"]),
     ("embed --fold for synthfer", emb_fold_synthfer, ["synthfer", "fold=1"]),
+    ("embed synthfer n=abc", _synthfer_arg("n=abc"), ["synthfer", "n must be an integer"]),
+    ("embed synthfer seed=-1", _synthfer_arg("seed=-1"), ["synthfer", "seed", ">= 0", "-1"]),
+    ("embed synthfer difficulty=nan", _synthfer_arg("difficulty=nan"), ["difficulty", "'nan'"]),
+    ("embed synthfer imbalance=0.5", _synthfer_arg("imbalance=0.5"), ["imbalance", ">= 1"]),
+    ("embed synthfer unknown option", _synthfer_arg("colour=red"), ["unknown option 'colour'"]),
     ("embed duplicate --classes", emb_duplicate_classes, ["duplicate class name 'angry'"]),
     ("embed synonym --classes", emb_synonym_classes, ["duplicate", "'angry' and 'anger'"]),
     ("checkpoint without input", ck_missing_input, ["best.json", "lacks", "input"]),
