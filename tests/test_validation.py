@@ -291,6 +291,18 @@ def ck_input_list(tmp):
     return _checkpoint(tmp, _edit(input=[48, 1]))
 
 
+def ck_huge_size(tmp):
+    return _checkpoint(tmp, _edit(input__size=100_000))
+
+
+def ck_bad_model_kwargs(tmp):
+    return _checkpoint(tmp, _edit(model_kwargs={"widths": "abc"}))
+
+
+def emb_huge_input_size(tmp):
+    return _embed(tmp, f"python:{_net(tmp)}:create", "--input-size", "100000")
+
+
 def ck_bad_mode(tmp):
     return _checkpoint(tmp, _edit(input__mode="sideways"))
 
@@ -449,6 +461,9 @@ CASES = [
     ("checkpoint input.size -3", ck_negative_size, ["best.json", "input.size", ">= 1"]),
     ("checkpoint input.std 0", ck_zero_std, ["best.json", "input.std", "> 0"]),
     ("checkpoint input a list", ck_input_list, ["best.json", "'input'", "object"]),
+    ("checkpoint input.size 100000", ck_huge_size, ["best.json", "input.size", "<= 2048"]),
+    ("checkpoint widths 'abc'", ck_bad_model_kwargs, ["best.json", "cannot rebuild the model"]),
+    ("embed --input-size 100000", emb_huge_input_size, ["--input-size", "<= 2048"]),
     ("checkpoint input.mode unknown", ck_bad_mode, ["best.json", "input.mode", "'sideways'"]),
     ("checkpoint class_names text", ck_class_names_text, ["best.json", "class_names", "list"]),
     ("checkpoint duplicate class", ck_duplicate_class, ["best.json", "duplicate", "'angry'"]),

@@ -17,6 +17,9 @@ from typing import Any
 from ferembed.errors import CheckpointError
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: Largest input side a model may ask for: a face larger than this is a mistake (a stack of
+#: 100000x100000 faces would need terabytes), refused before any image is read.
+MAX_INPUT_SIZE = 2048
 
 
 @dataclass(frozen=True)
@@ -28,13 +31,14 @@ class SidecarField:
     required: bool = False  # the key must be present
     nullable: bool = False  # the value may be null
     minimum: float | None = None  # smallest allowed value (numbers)
+    maximum: float | None = None  # largest allowed value (numbers)
     positive: bool = False  # the value must be > 0 (numbers)
     choices: tuple = ()  # the allowed values, when not empty
 
 
 #: ``input``: how faces become the model's input.
 INPUT_FIELDS = (
-    SidecarField("size", "int", minimum=1),
+    SidecarField("size", "int", minimum=1, maximum=MAX_INPUT_SIZE),
     SidecarField("channels", "int", choices=(1, 3)),
     SidecarField("mean", "number"),
     SidecarField("std", "number", positive=True),
@@ -120,6 +124,8 @@ def _check_value(f: SidecarField, value: Any, path: Path, name: str) -> None:
             raise _wrong(path, name, "a finite number", value)
         if f.minimum is not None and value < f.minimum:
             raise _wrong(path, name, f"a number >= {f.minimum:g}", value)
+        if f.maximum is not None and value > f.maximum:
+            raise _wrong(path, name, f"a number <= {f.maximum:g}", value)
         if f.positive and value <= 0:
             raise _wrong(path, name, "a number > 0", value)
     if f.choices and value not in f.choices:

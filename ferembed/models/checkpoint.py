@@ -219,7 +219,7 @@ def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu") -> tuple[FE
             **dict(sidecar["model_kwargs"]),
         )
         model.set_input_mode(inp.get("mode", "full"))
-    except (ModelConfigError, TypeError) as exc:
+    except (ModelConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{sidecar_path}: cannot rebuild the model ({exc})") from None
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     _load_state(model, state, weights_path, "model")

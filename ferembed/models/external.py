@@ -40,6 +40,7 @@ import numpy as np
 
 from ferembed.errors import CheckpointError
 from ferembed.models._runners import FERNetRunner, OnnxRunner, TorchRunner
+from ferembed.models._sidecar import MAX_INPUT_SIZE
 from ferembed.models._weights import check_weight_values
 
 #: The accepted SPEC forms (shown in errors).
@@ -65,6 +66,8 @@ class Preprocess:
         h, w = self.size
         if h < 1 or w < 1:
             raise CheckpointError(f"--input-size must be positive, got {h}x{w}")
+        if max(h, w) > MAX_INPUT_SIZE:
+            raise CheckpointError(f"--input-size must be <= {MAX_INPUT_SIZE}, got {h}x{w}")
         if self.channels not in (1, 3):
             raise CheckpointError(f"--channels must be 1 or 3, got {self.channels}")
         for flag, vals in (("--mean", self.mean), ("--std", self.std)):

@@ -46,6 +46,8 @@ def _cases():
             yield prefix + f.key, WRONG_TYPE[f.kind]
             if f.minimum is not None:
                 yield prefix + f.key, f.minimum - 1
+            if f.maximum is not None:
+                yield prefix + f.key, f.maximum + 1
             if f.positive:
                 yield prefix + f.key, 0
             if f.kind in ("int", "number"):
