@@ -236,12 +236,15 @@ def _all_rows_equal(x: np.ndarray) -> bool:
 def _check_cosine_rows(x: np.ndarray, name: str) -> None:
     """Refuse all-zero rows under cosine: a zero vector has no direction, and would score
     distance 1 to everything (compactness and separation 1) instead of being measured."""
-    zero = ~np.any(x, axis=1)
+    # The rows l2_normalize cannot scale to unit length (its eps): zero, or as good as zero.
+    zero = np.concatenate(
+        [np.linalg.norm(x[i : i + 65_536], axis=1) < 1e-12 for i in range(0, x.shape[0], 65_536)]
+    )
     if zero.any():
         rows = np.flatnonzero(zero)
         raise ValueError(
-            f"{name} has {rows.size} all-zero row(s), first at row {rows[0]}: a zero vector has "
-            "no cosine distance (use the euclidean distance, or drop those rows)"
+            f"{name} has {rows.size} all-zero row(s) (norm < 1e-12), first at row {rows[0]}: "
+            "a zero vector has no cosine distance (use the euclidean distance, or drop those rows)"
         )
 
 
