@@ -243,7 +243,7 @@ def _check_cosine_rows(x: np.ndarray, name: str) -> None:
     if zero.any():
         rows = np.flatnonzero(zero)
         raise ValueError(
-            f"{name} has {rows.size} all-zero row(s) (norm < 1e-12), first at row {rows[0]}: "
+            f"{name} has {rows.size} all-zero row(s), first at row {rows[0]} (norm < 1e-12): "
             "a zero vector has no cosine distance (use the euclidean distance, or drop those rows)"
         )
 
