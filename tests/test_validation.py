@@ -152,6 +152,22 @@ def imp_duplicate_classes(tmp):
     return _import(tmp, _emb(tmp, _normal()), _labels(tmp, labels), "--classes", "a,b,a")
 
 
+def imp_empty_class_name(tmp):
+    labels = [str(i % 3) for i in range(N)]
+    return _import(tmp, _emb(tmp, _normal()), _labels(tmp, labels), "--classes", "a,,b")
+
+
+def run_nan_head(tmp):
+    from ferembed.runs.format import make_samples, write_run
+
+    y = np.arange(N) % 3
+    w = np.ones((3, D), np.float32)
+    w[1, 2] = np.nan
+    run = write_run(tmp / "run", embeddings=_normal(), samples=make_samples(y, CLASSES),
+                    class_names=CLASSES, head_weight=w, source="import")  # fmt: skip
+    return ["evaluate", str(run)]
+
+
 def imp_complex_logits(tmp):
     logits = _emb(tmp, _normal(d=3).astype(np.complex128), "logits.npy")
     return _import(tmp, _emb(tmp, _normal()), _good_labels(tmp), "--logits", str(logits))
@@ -442,6 +458,8 @@ CASES = [
     ("import empty label", imp_empty_label, ["labels.csv", f"row {N + 1}", "empty label"]),
     ("import 30-digit class index", imp_huge_index, ["labels.csv", "64 bits"]),
     ("import duplicate --classes", imp_duplicate_classes, ["--classes", "duplicate", "'a'"]),
+    ("import empty name in --classes", imp_empty_class_name, ["--classes", "empty class name"]),
+    ("evaluate NaN head weight", run_nan_head, ["head_weight has NaN/Inf"]),
     ("import complex logits", imp_complex_logits, ["logits.npy", "complex"]),
     ("embed NaN weights", emb_nan_weights, ["w.safetensors", "embed.weight", "NaN/Inf"]),
     ("embed int64 weights", emb_int_weights, ["w.safetensors", "head.weight", "int64"]),

@@ -310,6 +310,8 @@ def _validated_context(
         head_weight = np.asarray(head_weight)
         if head_weight.shape != (nk, d):
             raise ValueError(f"head_weight must have shape ({nk}, {d}), got {head_weight.shape}")
+        if not np.isfinite(head_weight).all():
+            raise ValueError("head_weight has NaN/Inf")
     if subjects is not None:
         subjects = np.asarray(subjects, dtype=object)
         if subjects.shape != (n,):
