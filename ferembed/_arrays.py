@@ -18,15 +18,18 @@ def check_embeddings(embeddings, labels=None, *, name: str = "embeddings"):
         embeddings as a C-contiguous float32 (N, D) array and labels as int64 (N,) (or None).
 
     Raises:
-        ValueError: wrong rank, empty, non-finite rows (the first offending row is named), or a
-            label array whose length differs from N.
+        ValueError: wrong rank, empty, complex, non-finite rows after the float32 cast (the
+            first offending row is named), or a label array whose length differs from N.
     """
     x = np.asarray(embeddings)
     if x.ndim != 2:
         raise ValueError(f"{name} must be 2-D (N, D), got shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {x.shape})")
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    if np.iscomplexobj(x):  # the cast would drop the imaginary part
+        raise ValueError(f"{name} is complex ({x.dtype}); expected real numbers")
+    with np.errstate(over="ignore", invalid="ignore"):  # finiteness is checked after the cast
+        x = np.ascontiguousarray(x, dtype=np.float32)
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)

@@ -37,6 +37,7 @@ import numpy as np
 from ferembed.data._base import ArrayDataset, Sample
 from ferembed.data._registry import register_dataset
 from ferembed.data._synthfer_render import render_faces
+from ferembed.data.generic import check_options
 from ferembed.data.vocab import FER2013_ORDER
 from ferembed.errors import DataError
 
@@ -355,7 +356,9 @@ def create_synthfer(
     image_size: int = 48,
     difficulty: float = 1.0,
     imbalance: float | None = None,
-    **_,
+    fold: int | None = None,
+    num_folds: int = 10,
+    **kw,
 ) -> SynthFERDataset:
     """Build a SynthFER split (``root`` is ignored).
 
@@ -368,17 +371,24 @@ def create_synthfer(
         difficulty: see :func:`generate_synthfer`.
         imbalance: None for balanced classes, or a ratio >= 1 between the most (happy) and least
             (disgust) frequent class of the *train* split; val and test stay balanced.
+        fold, num_folds: refused (SynthFER has fixed splits, not folds); ``num_folds`` alone
+            is the CLI default and ignored.
 
     Raises:
         DataError: unknown split or a bad parameter.
     """
+    check_options("synthfer", kw, fold=fold)
     if split not in SPLIT_SIZES:
         raise DataError(f"synthfer has no split {split!r}; splits: {list(SPLIT_SIZES)}")
-    n = SPLIT_SIZES[split] if n is None else int(n)
+    n = SPLIT_SIZES[split] if n is None else _option(n, "n", int, 1)
+    seed = _option(seed, "seed", int, 0)
+    image_size = _option(image_size, "image_size", int, 16)
+    difficulty = _option(difficulty, "difficulty", float, 0)
+    imbalance = None if imbalance is None else _option(imbalance, "imbalance", float, 1)
     weights = None
     try:
         if imbalance is not None and split == "train":
-            weights = long_tail_weights(float(imbalance))
+            weights = long_tail_weights(imbalance)
         k = min(-(-n // IMAGES_PER_IDENTITY), _SPLIT_IDENTITY_RANGE)
         batch = generate_synthfer(
             n,
@@ -392,3 +402,25 @@ def create_synthfer(
     except ValueError as exc:
         raise DataError(f"synthfer: {exc}") from None
     return SynthFERDataset(batch, split, image_size)
+
+
+def _option(value, name: str, kind: type, minimum: float):
+    """A SynthFER option as ``kind`` (int or float), finite and >= ``minimum``.
+
+    Raises:
+        DataError: naming the option, its valid range and the value given.
+    """
+    want = f"{'an integer' if kind is int else 'a number'} >= {minimum}"
+    if isinstance(value, bool):
+        raise DataError(f"synthfer: {name} must be {want}, got {value!r}")
+    if isinstance(value, (int, np.integer)):  # exact, whatever its size (a seed may be huge)
+        if value < minimum:
+            raise DataError(f"synthfer: {name} must be {want}, got {value!r}")
+        return int(value) if kind is int else float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"synthfer: {name} must be {want}, got {value!r}") from None
+    if not np.isfinite(number) or number < minimum or (kind is int and number != int(number)):
+        raise DataError(f"synthfer: {name} must be {want}, got {value!r}")
+    return int(number) if kind is int else number

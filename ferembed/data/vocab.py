@@ -61,15 +61,40 @@ def canonical_name(name: str) -> str:
         raise DataError(f"unknown class name {name!r}; known: {sorted(set(_ALIASES))}") from None
 
 
+def check_unique_names(names, where: str) -> None:
+    """Refuse a class list in which two names mean the same class (``angry`` twice, or
+    ``anger`` and ``angry``): mapping labels onto it would merge or drop whole classes.
+
+    Raises:
+        DataError: naming the duplicate and ``where`` the list came from.
+    """
+    seen: dict[str, str] = {}
+    for name in names:
+        try:
+            key = canonical_name(name)
+        except DataError:
+            key = str(name).strip()
+        if key in seen:
+            same = f"{name!r}" if seen[key] == name else f"{seen[key]!r} and {name!r}"
+            raise DataError(f"{where}: duplicate class name {same} in {list(names)}")
+        seen[key] = name
+
+
 def map_labels(labels, from_names, to_names):
     """Re-index labels from one class list to another by canonical name.
 
     Returns:
         (new_labels, keep): int64 array of indices into ``to_names`` (-1 where the class has no
         counterpart) and a boolean mask of the samples whose class exists in ``to_names``.
+
+    Raises:
+        DataError: a name that is not an expression name, or two names in either list that
+            mean the same class.
     """
     import numpy as np
 
+    check_unique_names(to_names, "classes")
+    check_unique_names(from_names, "dataset classes")
     to_index = {canonical_name(n): i for i, n in enumerate(to_names)}
     table = np.array([to_index.get(canonical_name(n), -1) for n in from_names], dtype=np.int64)
     new = table[np.asarray(labels, dtype=np.int64)]

@@ -36,6 +36,7 @@ from ferembed.metrics.evaluate import GROUPS, HEADLINE, Reference, evaluate
 from ferembed.metrics.geometry import (
     calinski_harabasz,
     class_centroids,
+    coinciding_centroids,
     compactness,
     davies_bouldin,
     distance_to_centroid,
@@ -78,6 +79,7 @@ __all__ = [
     "class_centroids",
     "classification_metrics",
     "clustering_scores",
+    "coinciding_centroids",
     "compactness",
     "compare_embeddings",
     "compute_clusters",

@@ -315,10 +315,7 @@ def _geometry(ctx: _Context) -> None:
         for key, interval in (boot or {}).items():
             ctx.ci[key] = list(interval)
             ctx.ci_method[key] = _geo.GEOMETRY_CI_METHOD
-    ctx.out["davies_bouldin"] = rec.safe("davies_bouldin", lambda: _geo.davies_bouldin(xs, y))
-    ctx.out["calinski_harabasz"] = rec.safe(
-        "calinski_harabasz", lambda: _geo.calinski_harabasz(xs, y)
-    )
+    _scatter_scores(ctx)
     hist = rec.safe(
         "histograms",
         lambda: _geo.distance_histograms(xs, y, distance=dist, max_pairs=ctx.max_pairs, seed=seed),
@@ -327,6 +324,38 @@ def _geometry(ctx: _Context) -> None:
         ctx.out["histograms"] = hist
         ctx.out["hist_overlap"] = hist["overlap"]
         rec.modes["histograms"] = hist["mode"]
+
+
+def _scatter_scores(ctx: _Context) -> None:
+    """Davies-Bouldin and Calinski-Harabasz, null with a note where the geometry is degenerate.
+
+    scikit-learn scores coinciding class means 0 for Davies-Bouldin (its best value) and zero
+    within-class scatter 1.0 for Calinski-Harabasz; neither is a measurement of the embedding.
+    """
+    xs, y, rec, names = ctx.xs, ctx.y, ctx.rec, ctx.class_names
+    pairs = rec.safe("davies_bouldin", lambda: _geo.coinciding_centroids(xs, y)) or []
+    if pairs:
+        shown = ", ".join(f"{names[a]}={names[b]}" for a, b in pairs[:3])
+        more = f" (+{len(pairs) - 3} more)" if len(pairs) > 3 else ""
+        rec.notes.append(
+            f"davies_bouldin: degenerate geometry, {len(pairs)} pair(s) of classes share one "
+            f"centroid ({shown}{more}): the embedding does not separate them (null)"
+        )
+        ctx.out["davies_bouldin"] = None
+    else:
+        ctx.out["davies_bouldin"] = rec.safe("davies_bouldin", lambda: _geo.davies_bouldin(xs, y))
+    fisher = ctx.out.get("fisher_ratio")
+    if fisher is not None and not np.isfinite(fisher):  # tr(S_W) = 0: inf, or NaN (0/0)
+        rec.notes.append(
+            "calinski_harabasz, fisher_ratio: degenerate geometry, no within-class scatter "
+            "(every sample sits on its class centroid) (null)"
+        )
+        ctx.out["fisher_ratio"] = None
+        ctx.out["calinski_harabasz"] = None
+    else:
+        ctx.out["calinski_harabasz"] = rec.safe(
+            "calinski_harabasz", lambda: _geo.calinski_harabasz(xs, y)
+        )
 
 
 def _silhouette(ctx: _Context) -> None:

@@ -183,14 +183,24 @@ def evaluate(
             rec.notes.append(
                 f"{ctx.n_present} class present: {', '.join(skipped)} need at least 2 (null)"
             )
+    collapsed = _all_rows_equal(ctx.x)
+    if collapsed:
+        rec.notes.append(
+            f"embeddings: all {ctx.n} rows are the same vector (a collapsed embedding): "
+            "geometry, clustering, silhouette and collapse scores are undefined (null)"
+        )
     if set(_NEED_SEARCH) & set(groups):
         with rec.timed("retrieval"):
             _run_search(ctx, r_metrics="retrieval" in groups)
     for group in groups:
-        if ctx.n_present < 2 and group in _NEED_TWO_CLASSES:
+        if (ctx.n_present < 2 or collapsed) and group in _NEED_TWO_CLASSES:
             continue
         with rec.timed(group):
             _RUNNERS[group](ctx)
+    if collapsed:  # distances are all 0: "perfectly compact" describes nothing
+        ctx.out.update(dict.fromkeys(_COLLAPSED_NULL))
+        for key in _COLLAPSED_NULL:
+            ctx.ci.pop(key, None)
     ctx.out.update(
         per_class=ctx.per_class,
         ci=ctx.ci,
@@ -204,6 +214,43 @@ def evaluate(
     if return_per_sample:
         return metrics, pd.DataFrame(ctx.per_sample)
     return metrics
+
+
+#: Geometry scores that a collapsed embedding (every row equal) would get as perfect values.
+_COLLAPSED_NULL = (
+    "compactness",
+    "class_separation",
+    "alignment",
+    "uniformity",
+    "fisher_ratio",
+    "davies_bouldin",
+    "calinski_harabasz",
+    "hist_overlap",
+)
+
+
+def _all_rows_equal(x: np.ndarray) -> bool:
+    """Whether every row of ``x`` equals the first (checked in bounded chunks)."""
+    first = x[:1]
+    return all(
+        np.array_equal(x[i : i + 65_536], np.broadcast_to(first, x[i : i + 65_536].shape))
+        for i in range(0, x.shape[0], 65_536)
+    )
+
+
+def _check_cosine_rows(x: np.ndarray, name: str) -> None:
+    """Refuse all-zero rows under cosine: a zero vector has no direction, and would score
+    distance 1 to everything (compactness and separation 1) instead of being measured."""
+    # The rows l2_normalize cannot scale to unit length (its eps): zero, or as good as zero.
+    zero = np.concatenate(
+        [np.linalg.norm(x[i : i + 65_536], axis=1) < 1e-12 for i in range(0, x.shape[0], 65_536)]
+    )
+    if zero.any():
+        rows = np.flatnonzero(zero)
+        raise ValueError(
+            f"{name} has {rows.size} all-zero row(s), first at row {rows[0]} (norm < 1e-12): "
+            "a zero vector has no cosine distance (use the euclidean distance, or drop those rows)"
+        )
 
 
 def _validated_context(
@@ -243,6 +290,10 @@ def _validated_context(
     if not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     ref = _check_reference(reference, d, nk)
+    if distance == "cosine":
+        _check_cosine_rows(x, "embeddings")
+        if ref is not None:
+            _check_cosine_rows(ref.embeddings, "reference")
     if sample_size is None:
         sample_size = default_sample_size(n, n if ref is None else ref.embeddings.shape[0], d)
     for name, v in (
@@ -264,6 +315,8 @@ def _validated_context(
         head_weight = np.asarray(head_weight)
         if head_weight.shape != (nk, d):
             raise ValueError(f"head_weight must have shape ({nk}, {d}), got {head_weight.shape}")
+        if not np.isfinite(head_weight).all():
+            raise ValueError("head_weight has NaN/Inf")
     if subjects is not None:
         subjects = np.asarray(subjects, dtype=object)
         if subjects.shape != (n,):

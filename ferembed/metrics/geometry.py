@@ -56,6 +56,7 @@ __all__ = [
     "alignment",
     "calinski_harabasz",
     "class_centroids",
+    "coinciding_centroids",
     "compactness",
     "davies_bouldin",
     "distance_histograms",
@@ -300,6 +301,29 @@ def calinski_harabasz(x: np.ndarray, y: np.ndarray) -> float:
     within, between = _scatter_traces(x, y, k, counts)
     kp, n = int((counts > 0).sum()), int(counts.sum())
     return 1.0 if within == 0.0 else between * (n - kp) / (within * (kp - 1.0))
+
+
+def coinciding_centroids(x: np.ndarray, y: np.ndarray, *, rtol: float = 1e-6) -> list[tuple]:
+    """Pairs of present classes whose (Euclidean) means coincide: degenerate geometry.
+
+    Two classes with one mean are not separated at all, yet Davies-Bouldin (as scikit-learn)
+    drops such a pair, and scores 0, the best value, when every mean coincides (e.g. constant
+    embeddings). Means coincide when ``||mu_a - mu_b|| <= rtol * max_c ||mu_c||``.
+
+    Args:
+        x: (N, D) embeddings, as the scatter metrics use them (unit rows for a cosine run).
+        y: (N,) int labels.
+
+    Returns:
+        Sorted ``(a, b)`` class-index pairs, ``a < b``; empty when every mean is distinct.
+    """
+    x, y, k, counts = check_labelled(x, y)
+    present = np.flatnonzero(counts > 0)
+    cent = centroids_from_sums(class_sums(x, y, k), counts)[present]
+    dm = _centroid_distance_matrix(cent, "euclidean")
+    scale = float(np.sqrt(np.einsum("ij,ij->i", cent, cent)).max()) if present.size else 0.0
+    a, b = np.nonzero(np.triu(dm <= rtol * scale, k=1))
+    return [(int(present[i]), int(present[j])) for i, j in zip(a, b, strict=True)]
 
 
 def davies_bouldin(x: np.ndarray, y: np.ndarray) -> float:

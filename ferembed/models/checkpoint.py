@@ -54,6 +54,8 @@ from ferembed.models._base import INPUT_MEAN, INPUT_SIZE, INPUT_STD, FERNet, Mod
 from ferembed.models._commit import commit_pair, recover_pair
 from ferembed.models._flops import count_flops
 from ferembed.models._registry import create_model
+from ferembed.models._sidecar import sidecar_class_names, validate_sidecar
+from ferembed.models._weights import check_weight_values
 
 FORMAT = "ferembed.checkpoint/1"
 #: Sidecar keys that ``meta`` may set (everything else is derived from the model and loss).
@@ -69,7 +71,6 @@ META_KEYS = (
     "device",
     "epochs",
 )
-_REQUIRED = ("format", "arch", "model_kwargs", "num_classes", "embedding_dim", "input", "sha256")
 
 
 def checkpoint_paths(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -173,7 +174,9 @@ def load_sidecar(path: str | os.PathLike) -> dict:
     """Read and validate a checkpoint's sidecar (no weights read, no torch work).
 
     Raises:
-        CheckpointError: missing file, bad JSON, wrong format or a missing key (file named).
+        CheckpointError: missing file, bad JSON, wrong format, or a field missing, mistyped
+            or out of range (:data:`ferembed.models._sidecar.SIDECAR_FIELDS`; file and field
+            named).
     """
     _, sidecar_path = checkpoint_paths(path)
     recover_checkpoint(path)  # a save killed between the weights and the sidecar
@@ -190,9 +193,8 @@ def load_sidecar(path: str | os.PathLike) -> dict:
             f"{sidecar_path}: not a ferembed checkpoint (format {sidecar.get('format')!r}, "
             f"expected {FORMAT!r})"
         )
-    missing = [k for k in _REQUIRED if k not in sidecar]
-    if missing:
-        raise CheckpointError(f"{sidecar_path}: checkpoint sidecar lacks {missing}")
+    validate_sidecar(sidecar, sidecar_path)
+    sidecar["class_names"] = sidecar_class_names(sidecar, sidecar_path, count=False)
     return sidecar
 
 
@@ -224,10 +226,11 @@ def load_checkpoint(path: str | os.PathLike, *, device: str = "cpu") -> tuple[FE
             **dict(sidecar["model_kwargs"]),
         )
         model.set_input_mode(inp.get("mode", "full"))
-    except (ModelConfigError, TypeError) as exc:
+    except (ModelConfigError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{sidecar_path}: cannot rebuild the model ({exc})") from None
     state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     _load_state(model, state, weights_path, "model")
+    sidecar_class_names(sidecar, sidecar_path)
     model.to(device).eval()
     return model, sidecar
 
@@ -280,6 +283,8 @@ def init_from_checkpoint(model: FERNet, path: str | os.PathLike, class_names) ->
     body = {k: v for k, v in state.items() if not k.startswith("head.")}
     own_body = {k: v for k, v in own.items() if not k.startswith("head.")}
     _check_fit(own_body, body, weights_path, "model")
+    check_weight_values(own, state, weights_path, "model")  # the head rows too
+    sidecar_class_names(sidecar, checkpoint_paths(path)[1])
     model.load_state_dict({**own, **body}, strict=True)
     theirs = {}
     for i, name in enumerate(sidecar["class_names"]):
@@ -349,6 +354,7 @@ def _check_fit(own: dict, state: dict, weights_path: Path, what: str) -> None:
         raise CheckpointError(
             f"{weights_path}: {what} weights do not fit the architecture ({'; '.join(parts)})"
         )
+    check_weight_values(own, state, weights_path, what)
 
 
 def _plain(t):

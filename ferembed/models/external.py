@@ -40,6 +40,8 @@ import numpy as np
 
 from ferembed.errors import CheckpointError
 from ferembed.models._runners import FERNetRunner, OnnxRunner, TorchRunner
+from ferembed.models._sidecar import MAX_INPUT_SIZE
+from ferembed.models._weights import check_weight_values
 
 #: The accepted SPEC forms (shown in errors).
 SPEC_FORMS = ("python:PATH.py:FUNC", "python:pkg.module:FUNC", "torchscript:PATH", "onnx:PATH")
@@ -64,6 +66,8 @@ class Preprocess:
         h, w = self.size
         if h < 1 or w < 1:
             raise CheckpointError(f"--input-size must be positive, got {h}x{w}")
+        if max(h, w) > MAX_INPUT_SIZE:
+            raise CheckpointError(f"--input-size must be <= {MAX_INPUT_SIZE}, got {h}x{w}")
         if self.channels not in (1, 3):
             raise CheckpointError(f"--channels must be 1 or 3, got {self.channels}")
         for flag, vals in (("--mean", self.mean), ("--std", self.std)):
@@ -192,8 +196,13 @@ class ExternalModel:
         )
 
     def _matrix(self, value: Any, what: str, n: int) -> np.ndarray:
+        """``value`` as (n, -1) float32; refuses complex and NaN/Inf outputs, naming them."""
         if hasattr(value, "detach"):
+            if value.is_complex():
+                raise CheckpointError(f"{self.spec}: the model's {what} is complex ({value.dtype})")
             value = value.detach().float().cpu().numpy()
+        if isinstance(value, np.ndarray) and np.iscomplexobj(value):
+            raise CheckpointError(f"{self.spec}: the model's {what} is complex ({value.dtype})")
         if not isinstance(value, np.ndarray):
             raise CheckpointError(
                 f"{self.spec}: the model output gives no {what} tensor (got {type(value).__name__})"
@@ -204,7 +213,16 @@ class ExternalModel:
             raise CheckpointError(
                 f"{self.spec}: {what} of shape {tuple(value.shape)} for a batch of {n}"
             )
-        return np.ascontiguousarray(value.reshape(n, -1), dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = np.ascontiguousarray(value.reshape(n, -1), dtype=np.float32)
+        bad = ~np.isfinite(out).all(axis=1)
+        if bad.any():
+            raise CheckpointError(
+                f"{self.spec}: the model's {what} has NaN/Inf for {int(bad.sum())} of {n} images "
+                f"of a batch (first at batch row {int(np.flatnonzero(bad)[0])}); check its "
+                "weights and input normalisation"
+            )
+        return out
 
     def head_params(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The head layer's (C, D) weight and (C,) bias when it is an ``nn.Linear``, else None."""
@@ -298,6 +316,7 @@ def _load_weights(module, weights: Path) -> None:
         raise CheckpointError(
             f"{weights}: unknown weights format (use {', '.join(WEIGHT_SUFFIXES)})"
         )
+    check_weight_values(module.state_dict(), state, weights)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -24,6 +24,7 @@ from ferembed._lock import hold_lock
 from ferembed.metrics.evaluate import Reference, evaluate
 from ferembed.runs._consistency import COMPUTED_FROM, FRESH, file_stamp, run_stamps
 from ferembed.runs._files import PS_SAMPLE_ID
+from ferembed.runs._reference import check_not_self
 from ferembed.runs.format import Run, load_run
 
 #: The lock file an evaluation holds in its run (hidden: not one of the run's files).
@@ -107,6 +108,7 @@ def _compute(
                 f"reference run {rrun.name!r} has classes {rrun.class_names}, "
                 f"run {run.name!r} has {run.class_names}"
             )
+        check_not_self(run, rrun)
         ref_name = rrun.name
         ref = Reference(rrun.embeddings, rrun.labels, rrun.subjects, ref_name)
     metrics, per_sample = evaluate(

@@ -16,6 +16,7 @@ import pandas as pd
 from ferembed import _io
 from ferembed._version import __version__
 from ferembed.errors import RunFormatError
+from ferembed.runs._checks import check_class_list, check_index_column
 from ferembed.runs._consistency import (
     MISSING,
     STALE,
@@ -263,9 +264,13 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
     if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA:
         got = manifest.get("schema") if isinstance(manifest, dict) else type(manifest).__name__
         raise RunFormatError(f"{mpath}: schema is {got!r}, expected {SCHEMA!r}")
-    for key in ("n", "dim", "class_names"):
+    for key, kind in (("n", int), ("dim", int), ("class_names", list)):
         if key not in manifest:
             raise RunFormatError(f"{mpath}: missing key {key!r}")
+        value = manifest[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and value < 0):
+            what = "an integer >= 0" if kind is int else "a list"
+            raise RunFormatError(f"{mpath}: {key} must be {what}, got {value!r}")
     spath = path / SAMPLES_FILE
     try:
         samples = pd.read_parquet(spath)
@@ -280,8 +285,9 @@ def load_run(path: str | os.PathLike, *, check_arrays: bool = True) -> Run:
     n, d, c = run.n, run.dim, len(run.class_names)
     if len(samples) != n:
         raise RunFormatError(f"{spath}: {len(samples)} rows, {RUN_FILE} says n={n}")
-    if n and (samples["label"].min() < 0 or samples["label"].max() >= c):
-        raise RunFormatError(f"{spath}: label outside 0..{c - 1}")
+    check_class_list(run.class_names, mpath)
+    check_index_column(samples, "label", spath, c, allow_none=False)
+    check_index_column(samples, "pred", spath, c, allow_none=True)
     if run.distance not in DISTANCES:
         raise RunFormatError(f"{mpath}: distance {run.distance!r} not in {DISTANCES}")
     if check_arrays:

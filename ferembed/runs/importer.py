@@ -20,21 +20,75 @@ THUMB_SIZE = 48
 
 
 def _load_array(path: Path, what: str) -> np.ndarray:
+    """An ``(N, D)`` real array from a ``.npy`` file as float32, checked after the cast.
+
+    Refuses what would silently change the numbers: complex values (the imaginary part would be
+    dropped), non-numeric or boolean dtypes, zero rows or zero width, and values that are or
+    become NaN/Inf in float32 (float64 1e300 overflows to Inf).
+    """
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a .npy file")
     try:
         arr = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if not isinstance(arr, np.ndarray):  # np.load returns an NpzFile for .npz archives
+        arr.close()
+        raise DataError(f"{path}: a .npz archive, expected one .npy array (np.save, not savez)")
     if arr.ndim != 2:
         raise DataError(f"{path}: {what} must be 2-D (N, D), got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise DataError(f"{path}: {what} is empty (shape {arr.shape}); need N >= 1 rows, D >= 1")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise DataError(f"{path}: {what} is complex ({arr.dtype}); expected real numbers")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.number):
         raise DataError(f"{path}: {what} must be numeric, got dtype {arr.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        arr = np.asarray(arr, dtype=np.float32)
     bad = ~np.isfinite(arr).all(axis=1)
     if bad.any():
         rows = np.flatnonzero(bad)
-        raise DataError(f"{path}: {what} has NaN/Inf in {rows.size} row(s), first at row {rows[0]}")
-    return arr.astype(np.float32, copy=False)
+        raise DataError(
+            f"{path}: {what} has NaN/Inf in {rows.size} row(s) (as float32), first at row {rows[0]}"
+        )
+    return arr
+
+
+#: Label cells that mean "missing" (pandas' NA spellings): refused, never taken as a class name.
+_MISSING = frozenset({"nan", "na", "n/a", "<na>", "null", "none", "-nan", "#n/a"})
+
+
+def _check_labels(raw: pd.Series, lab_path: Path) -> bool:
+    """Refuse empty, missing (NaN) and mixed integer/name labels; True when all are integers."""
+    empty = np.flatnonzero((raw == "").to_numpy())
+    if empty.size:
+        raise DataError(f"{lab_path}: row {empty[0] + 2}: empty label")  # +2: header, 1-based
+    missing = np.flatnonzero(raw.str.lower().isin(_MISSING).to_numpy())
+    if missing.size:
+        r = missing[0]
+        raise DataError(f"{lab_path}: row {r + 2}: missing label {raw.iloc[r]!r}")
+    numeric = raw.str.fullmatch(r"-?\d+").to_numpy()
+    if numeric.any() and not numeric.all():
+        minority = numeric if numeric.sum() <= (~numeric).sum() else ~numeric
+        r = int(np.flatnonzero(minority)[0])
+        raise DataError(
+            f"{lab_path}: row {r + 2}: label {raw.iloc[r]!r} mixes class indices and class "
+            "names in one column; use one kind"
+        )
+    return bool(numeric.all())
+
+
+def _check_class_names(names: list[str], where: str) -> None:
+    """Refuse empty or duplicate class names (a duplicate would merge or drop classes)."""
+    seen: set[str] = set()
+    for name in names:
+        if not str(name).strip():
+            raise DataError(f"{where}: empty class name in {names}")
+        if name in seen:
+            raise DataError(f"{where}: duplicate class name {name!r} in {names}")
+        seen.add(name)
 
 
 def class_order(names: list[str]) -> list[str]:
@@ -77,6 +131,10 @@ def import_embeddings(
     """
     emb_path, lab_path = Path(embeddings), Path(labels)
     x = _load_array(emb_path, "embeddings")
+    if class_names is not None:
+        _check_class_names(list(class_names), "--classes")
+    if lab_path.is_dir():
+        raise DataError(f"{lab_path}: is a directory, expected a labels CSV")
     try:
         df = pd.read_csv(lab_path, dtype=str, keep_default_na=False)
     except FileNotFoundError:
@@ -88,11 +146,11 @@ def import_embeddings(
     if len(df) != x.shape[0]:
         raise DataError(f"{lab_path}: {len(df)} rows but {emb_path} has {x.shape[0]} embeddings")
     raw = df["label"].str.strip()
-    empty = np.flatnonzero((raw == "").to_numpy())
-    if empty.size:
-        raise DataError(f"{lab_path}: row {empty[0] + 2}: empty label")  # +2: header, 1-based
-    if raw.str.fullmatch(r"-?\d+").all():
-        idx = raw.astype(int).to_numpy()
+    if _check_labels(raw, lab_path):
+        try:
+            idx = raw.astype(np.int64).to_numpy()
+        except (OverflowError, ValueError):
+            raise DataError(f"{lab_path}: a class index does not fit in 64 bits") from None
         k = int(idx.max()) + 1
         names = class_names or [f"class_{i}" for i in range(k)]
         bad = np.flatnonzero((idx < 0) | (idx >= len(names)))
