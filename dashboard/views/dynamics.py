@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard import _charts, _data, _ui
+from dashboard import _charts, _data, _samples, _ui
 from ferembed.metrics.catalog import metric_info
 from ferembed.runs.log import DYNAMICS_METRICS, find_series, load_series, series_table
 
@@ -116,13 +116,13 @@ for series, steps, runs in loaded.values():
     at = int(np.searchsorted(steps, step, side="right")) - 1
     run, last = runs[max(at, 0)], runs[-1]
     with st.spinner(f"Projecting {run.name}..."):
-        projs = [_data.projection(last, **params), _data.projection(run, **params)]
+        projs = [_data.projection_for(last, **params), _data.projection_for(run, **params)]
     shown = _data.align([last, run], projs)[1] if run is not last else projs[0]
-    panel = _data.projection_panel(run, shown, "label", len(panels))
+    panel = _samples.projection_panel(run, shown, "label", len(panels))
     panels.append({**panel, "title": f"{series['name']}: step {steps[max(at, 0)]}"})
     classes = classes or run.class_names
 if panels:
-    fig = _charts.projection(panels, color_kind="category", categories=[*classes, "-"])
+    fig = _charts.projection_chart(panels, color_kind="category", categories=[*classes, "-"])
     st.plotly_chart(fig, key="dyn_projection")
     st.caption(
         "Each series' frames are aligned (Procrustes on shared samples) onto its last step, so a "

@@ -28,7 +28,7 @@ STEPS = (0, 5, 10)
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory):
     """A runs root with two series: ``center`` (evaluated) and ``sub/plain`` (not yet)."""
-    from ferembed.metrics import evaluate_run
+    from ferembed.runs import evaluate_run
 
     root = tmp_path_factory.mktemp("dyn") / "runs"
     split = make_split(N)
