@@ -14,6 +14,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard import _charts, _data, _samples, _ui
+from dashboard._safe import markdown_text as md
 from ferembed.metrics.catalog import metric_info
 from ferembed.runs.log import DYNAMICS_METRICS, find_series, load_series, series_table
 
@@ -91,7 +92,7 @@ have = _ui.metrics_for(every_run, key="dyn")
 tables = {}
 for rel, (series, steps, runs) in loaded.items():
     if not runs:
-        st.warning(f"{rel}: no loadable step run.")
+        st.warning(f"{md(rel)}: no loadable step run.")
         continue
     tables[series["name"]] = series_table(steps, [have.get(_data.run_key(r)) for r in runs])
 if tables:
@@ -115,7 +116,7 @@ for series, steps, runs in loaded.values():
     # The step shown is the latest at or before the chosen one (series log different steps).
     at = int(np.searchsorted(steps, step, side="right")) - 1
     run, last = runs[max(at, 0)], runs[-1]
-    with st.spinner(f"Projecting {run.name}..."):
+    with st.spinner(f"Projecting {md(run.name)}..."):
         projs = [_data.projection_for(last, **params), _data.projection_for(run, **params)]
     shown = _data.align([last, run], projs)[1] if run is not last else projs[0]
     panel = _samples.projection_panel(run, shown, "label", len(panels))
