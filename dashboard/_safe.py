@@ -65,6 +65,12 @@ def resolve_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
         raise OutsideRootError(f"{shown!r} is not a valid path ({reason})") from None
     if resolved != root_r and root_r not in resolved.parents:
         raise OutsideRootError(f"{shown!r} is outside the runs root {root_r}; refused")
+    try:  # a name too long for the file system, a folder it may not enter...
+        resolved.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # absent: the caller says so
+    except OSError as exc:
+        raise OutsideRootError(f"{shown!r} is not a valid path ({exc.strerror})") from None
     return resolved
 
 
