@@ -240,7 +240,7 @@ def projection_chart(
                 "mode": "markers",
                 "marker": marker,
                 "name": plotly_text(cat if cat is not None else p["title"]),
-                "legendgroup": str(cat),
+                "legendgroup": plotly_text(cat),
                 "showlegend": cat is not None and i == 0,
                 "customdata": custom[mask],
                 "hovertext": hover[mask],

@@ -83,6 +83,7 @@ def make_tree(tree: Path, leak_url: str) -> Path:
     for file in LINKED:
         run = root / link_name(file)
         shutil.copytree(root / "softmax", run)
+        _rename(run, link_name(file))  # before linking: it would write through a linked run.json
         target = run / file
         if target.is_dir():
             shutil.rmtree(target)
@@ -90,7 +91,6 @@ def make_tree(tree: Path, leak_url: str) -> Path:
             target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(secret / file, target_is_directory=(secret / file).is_dir())
-        _rename(run, link_name(file))
 
     for name, column, value in (("pred_bad", "pred", 42), ("label_nan", "label", np.nan)):
         run = root / name
