@@ -33,9 +33,11 @@ MAX_PATH_CHARS = 4096
 #: Characters Markdown (CommonMark, GFM and Streamlit's extensions: ``:color[...]``,
 #: ``:material/icon:``, emoji shortcodes, ``$math$``) gives a meaning; each is backslash-escaped.
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~$:&^=-])")
-#: Streamlit draws ``:material/NAME:`` as an icon even escaped or in a code span; a word joiner
-#: (U+2060, invisible) after the colon breaks the pattern.
-_ICON = re.compile(r"(:)(?=material/)", re.IGNORECASE)
+#: Patterns Streamlit's Markdown turns into something even when escaped or in a code span, because
+#: it looks for them in the text after parsing: ``:material/NAME:`` (an icon) and bare URLs and
+#: e-mail addresses (links, GFM's autolink literals). A word joiner (U+2060, invisible) after
+#: the colon of ``:material/`` or ``://``, after ``www`` and after ``@`` breaks each of them.
+_LINKISH = re.compile(r"(:(?=material/)|:(?=//)|(?<=www)(?=\.)|@)", re.IGNORECASE)
 _JOINER = "\u2060"
 
 
@@ -149,7 +151,7 @@ def check_values(labels: np.ndarray, preds: np.ndarray, n_classes: int, *, what:
 
 def markdown_text(value: object) -> str:
     """``value`` as Markdown source that renders as the literal text (one line)."""
-    text = _ICON.sub(r"\1" + _JOINER, " ".join(str(value).split()))
+    text = _LINKISH.sub(r"\1" + _JOINER, " ".join(str(value).split()))
     return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
@@ -158,7 +160,7 @@ def code_text(value: object) -> str:
 
     The fence is one backtick longer than any run of backticks inside, as CommonMark requires.
     """
-    text = _ICON.sub(r"\1" + _JOINER, " ".join(str(value).split()))
+    text = _LINKISH.sub(r"\1" + _JOINER, " ".join(str(value).split()))
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * (longest + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
