@@ -224,8 +224,8 @@ def run_key(run: Run) -> str:
 def describe(run: Run) -> dict[str, Any]:
     """Identification columns of a run from its manifest."""
     m = run.manifest
-    model = m.get("model") or {}
-    data = m.get("dataset") or {}
+    model = m.get("model") if isinstance(m.get("model"), dict) else {}
+    data = m.get("dataset") if isinstance(m.get("dataset"), dict) else {}
     return {
         "run": run.name,
         "dataset": data.get("name") or "",
@@ -250,8 +250,9 @@ def _metrics(path: str, stamp: int, _run: Run) -> dict[str, Any] | None:
 
 
 def metrics(run: Run) -> dict[str, Any] | None:
-    """The run's metrics.json (None when not computed yet or unreadable)."""
-    return _metrics(run_key(run), _stamp(run.metrics_path), run)
+    """The run's metrics.json (None when not computed yet, unreadable or not an object)."""
+    got = _metrics(run_key(run), _stamp(run.metrics_path), run)
+    return got if isinstance(got, dict) else None
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -283,7 +284,7 @@ def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
             continue
         row = {"path": e.rel, **describe(e.run)}
         m = metrics(e.run) or {}
-        ci = m.get("ci") or {}
+        ci = m.get("ci") if isinstance(m.get("ci"), dict) else {}
         row["metrics"] = "yes" if m else "missing"
         for key in TABLE_METRICS:
             val = m.get(key)
@@ -291,7 +292,9 @@ def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
             lo_hi = ci.get(key)
             row[f"{metric_title(key)} CI"] = (
                 f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
-                if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2 and None not in lo_hi
+                if isinstance(lo_hi, (list, tuple))
+                and len(lo_hi) == 2
+                and all(isinstance(v, (int, float)) for v in lo_hi)
                 else ""
             )
         rows.append(row)

@@ -39,6 +39,7 @@ for col, (fmt, label) in zip(cols, labels.items(), strict=True):
             st.error(f"{fmt}: {markdown_text(_ui.error_line(exc))}")
             continue
         st.download_button(
-            label, data=data, file_name=filename, mime=mime, key=f"export_{fmt}", width="stretch"
-        )
+            label, data=data, file_name=filename, mime=mime, key=f"export_{fmt}", width="stretch",
+            on_click="ignore",  # a download needs no rerun (one would swap the file being fetched)
+        )  # fmt: skip
         st.caption(f"{filename} · {len(data) / 1024:,.1f} KiB")

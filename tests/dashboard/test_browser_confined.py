@@ -107,7 +107,7 @@ def test_hostile_runs_leak_nothing_and_bad_runs_cost_only_themselves(  # noqa: F
             downloads.nth(i).click()
         data = open(got.value.path(), "rb").read()
         assert data and SECRET.encode() not in data, got.value.suggested_filename
-    page.wait_for_function(APP_IDLE, timeout=PAGE_TIMEOUT_MS)
+        page.wait_for_function(APP_IDLE, timeout=PAGE_TIMEOUT_MS)
     context.close()
 
     app_host = urlparse(server).netloc
