@@ -455,9 +455,9 @@ def collected_metrics(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 EXPORT_FORMATS = {
-    "csv": ("metrics.csv", "text/csv"),
-    "json": ("metrics.json", "application/json"),  # the export's name, not the run's file
-    "parquet": ("metrics.parquet", "application/octet-stream"),
+    "csv": ("ferembed-metrics.csv", "text/csv"),
+    "json": ("ferembed-metrics.json", "application/json"),  # not a run's metrics.json
+    "parquet": ("ferembed-metrics.parquet", "application/octet-stream"),
     "html": ("report.html", "text/html"),
 }
 

@@ -440,15 +440,15 @@ def test_export_downloads_hold_the_metrics(app, runs_root, monkeypatch):
         "Metrics (Parquet, long table)",
         "HTML report",
     ]
-    long_csv = pd.read_csv(io.BytesIO(files["metrics.csv"]))
+    long_csv = pd.read_csv(io.BytesIO(files["ferembed-metrics.csv"]))
     long_csv["class"] = long_csv["class"].fillna("")
     assert sorted(set(long_csv["run"])) == list(VALID)
     p1 = long_csv[(long_csv["metric"] == "precision_at_1") & (long_csv["class"] == "")]
     for _, row in p1.iterrows():
         assert row["value"] == pytest.approx(metrics_of(runs_root, row["run"])["precision_at_1"])
-    doc = json.loads(files["metrics.json"])
+    doc = json.loads(files["ferembed-metrics.json"])
     assert sorted(doc["metrics"]) == list(VALID)
-    assert len(pd.read_parquet(io.BytesIO(files["metrics.parquet"]))) == len(long_csv)
+    assert len(pd.read_parquet(io.BytesIO(files["ferembed-metrics.parquet"]))) == len(long_csv)
     html = files["report.html"].decode()
     assert "<html" in html.lower() and all(v in html for v in VALID)
     wide = tables_with(at, "run", "path", "precision_at_1")[0]
