@@ -171,3 +171,43 @@ def plotly_text(value: object) -> str:
     """``value`` as text for a Plotly title, legend, tick label or hover text: its HTML-like
     tags (``<a href>``, ``<img>``, ``<br>``...) and entities are shown, not interpreted."""
     return html.escape(str(value), quote=False)
+
+
+#: Sections of metrics.json the pages index into, and the type of each (docs/metrics.md).
+_METRIC_SECTIONS = ("per_class", "confusion", "classification", "separation", "histograms", "ci")
+#: The prediction sources of the confusion and classification sections.
+_SOURCES = ("head", "knn", "centroid")
+
+
+def metrics_problem(metrics: dict) -> str | None:
+    """Why the pages cannot draw this metrics.json (a section of the wrong type, a matrix or
+    histogram that is not numbers), or None when they can.
+
+    A hand-edited or foreign file is then one run's warning instead of a page's traceback.
+    """
+    for key in _METRIC_SECTIONS:
+        section = metrics.get(key)
+        if section is not None and not isinstance(section, dict):
+            return f"{key!r} is a {type(section).__name__}, expected an object"
+    # Per class, and per prediction source (head, knn, centroid; "primary" names one of them).
+    for key, names in (("per_class", None), ("confusion", None), ("classification", _SOURCES)):
+        for name, value in (metrics.get(key) or {}).items():
+            if (
+                (names is None or name in names)
+                and value is not None
+                and not isinstance(value, dict)
+            ):
+                return f"{key}[{name!r}] is a {type(value).__name__}, expected an object"
+    arrays = [("separation", "centroid_distances", (metrics.get("separation") or {}))]
+    arrays += [("histograms", k, metrics.get("histograms") or {}) for k in ("bin_edges", "intra")]
+    arrays += [("histograms", "inter", metrics.get("histograms") or {})]
+    for source, conf in (metrics.get("confusion") or {}).items():
+        arrays += [(f"confusion[{source!r}]", k, conf or {}) for k in ("counts", "normalized")]
+    for where, key, holder in arrays:
+        if holder.get(key) is None:
+            continue
+        try:
+            np.asarray(holder[key], dtype=float)
+        except (TypeError, ValueError):
+            return f"{where}[{key!r}] is not an array of numbers"
+    return None

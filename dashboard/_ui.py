@@ -10,10 +10,10 @@ import numpy as np
 import streamlit as st
 
 from dashboard import _data, _samples
-from dashboard._safe import markdown_text
+from dashboard._safe import markdown_text, metrics_problem
 from ferembed import _thumbs
 from ferembed.errors import FerembedError
-from ferembed.runs import THUMBS_FILE, Run
+from ferembed.runs import METRICS_FILE, THUMBS_FILE, Run
 
 #: Pixels of a face tile in grids (thumbnails are upscaled by whole pixels to about this size).
 FACE_PX = 96
@@ -85,6 +85,8 @@ def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
     missing = []
     for r in runs:
         m = _data.metrics(r)
+        if m and checked_metrics(r) is None:
+            continue  # named in a warning
         if m:
             have[_data.run_key(r)] = m
         else:
@@ -96,6 +98,18 @@ def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
             compute_metrics(missing)
             st.rerun()
     return have
+
+
+def checked_metrics(run: Run) -> dict[str, Any] | None:
+    """The run's metrics.json when the pages can draw it; None (and a warning naming the run and
+    the problem) when it is malformed, or None when there is none."""
+    m = _data.metrics(run)
+    problem = metrics_problem(m) if m else None
+    if problem:  # `ferembed evaluate` rewrites the file
+        name = markdown_text(run.name)
+        st.warning(f"Run {name} skipped: {METRICS_FILE}: {markdown_text(problem)}")
+        return None
+    return m
 
 
 def compute_metrics(runs: Sequence[Run]) -> list[str]:

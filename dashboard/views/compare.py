@@ -36,7 +36,7 @@ run_a = runs[ia]
 
 # Headline metrics of every run from metrics.json (unpaired 95% bootstrap CIs).
 st.subheader("Metrics")
-have = {_data.run_key(r): _data.metrics(r) for r in [run_a] + [runs[i] for i in ibs]}
+have = {_data.run_key(r): _ui.checked_metrics(r) for r in [run_a] + [runs[i] for i in ibs]}
 shown = [run_a] + [runs[i] for i in ibs]
 rows = []
 for key in _data.TABLE_METRICS:

@@ -270,3 +270,32 @@ def test_a_5000_character_sample_id_is_a_one_line_error(app, hostile):
     assert not at.exception
     (err,) = at.error
     assert "No sample" in err.value and "5,000 characters" in err.value and len(err.value) < 600
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"per_class": "x"},
+        {"per_class": {"angry": 3}},
+        {"confusion": {"head": {"counts": "abc", "normalized": [["a"]]}}},
+        {"classification": {"head": 5}},
+        {"separation": {"centroid_distances": [["far"]]}},
+        {"histograms": [1, 2]},
+        {"ci": "wide"},
+    ],
+    ids=lambda bad: json.dumps(bad)[:40],
+)
+@pytest.mark.parametrize("page", ("geometry", "confusion", "compare", "export"))
+def test_a_metrics_json_no_page_can_draw_costs_only_its_run(app, hostile, tmp_path, bad, page):
+    root = tmp_path / "runs"
+    for name in ("arcface", "softmax"):
+        shutil.copytree(hostile / "runs" / name, root / name)
+    path = root / "softmax" / "metrics.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), **bad}))
+    at = _open(app, root, page, selected_runs=["arcface", "softmax"])
+    assert not at.exception
+    assert any("Run softmax skipped: metrics.json" in w.value for w in at.warning), [
+        w.value for w in at.warning
+    ]
+    if page in ("geometry", "confusion"):
+        assert at.main.get("plotly_chart"), [w.value for w in at.warning]  # arcface is drawn
