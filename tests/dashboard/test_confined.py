@@ -299,3 +299,40 @@ def test_a_metrics_json_no_page_can_draw_costs_only_its_run(app, hostile, tmp_pa
     ]
     if page in ("geometry", "confusion"):
         assert at.main.get("plotly_chart"), [w.value for w in at.warning]  # arcface is drawn
+
+
+def _series(root, n=60):
+    import ferembed
+    from ferembed.data.synthfer import CLASS_NAMES
+
+    y = np.arange(n) % len(CLASS_NAMES)
+    for step in (0, 1):
+        x = np.random.default_rng(step).normal(size=(n, 8)).astype(np.float32)
+        ferembed.log_run(root / "series", x, y, class_names=list(CLASS_NAMES), step=step)
+    return root / "series" / "series.json"
+
+
+@pytest.mark.parametrize("how", ["step-outside", "series-json-linked", "series-json-broken"])
+def test_a_series_leaving_the_root_costs_only_itself(app, tmp_path, how):
+    root = tmp_path / "runs"
+    file = _series(root)
+    _series(root / "other")
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    doc = json.loads(file.read_text())
+    if how == "step-outside":
+        shutil.copytree(file.parent / doc["steps"][0]["run"], secret / "run")
+        doc["steps"][0]["run"] = "../../secret/run"
+        file.write_text(json.dumps(doc))
+    elif how == "series-json-linked":
+        (secret / "series.json").write_text(json.dumps({**doc, "name": SECRET}))
+        file.unlink()
+        file.symlink_to(secret / "series.json")
+    else:
+        file.write_text("{broken")
+    at = app("dynamics", root=root)
+    assert not at.exception
+    assert SECRET not in _everything(at)
+    warnings = " ".join(w.value for w in at.warning)
+    assert "series" in warnings and ("outside the runs root" in warnings or "JSON" in warnings)
+    assert at.main.get("plotly_chart")  # the other series is drawn
