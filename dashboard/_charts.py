@@ -1,5 +1,9 @@
 """Plotly figure builders for the dashboard: plain data in, ``go.Figure`` out (no Streamlit).
 
+Titles, trace names and category labels are user text (run and class names): each builder passes
+them through ``plotly_text``, so Plotly shows tags such as ``<a href>`` instead of drawing them.
+Hover texts given ready-made (``projection_chart``) are escaped by whoever builds them.
+
 Only the projection uses WebGL (``Scattergl`` / ``Scatter3d``) and it draws every run into one
 figure, so a page holds at most one 2-D WebGL canvas (or one 3-D scene per run, capped by the
 page); browsers limit the number of live WebGL contexts to a dozen or so.
@@ -14,6 +18,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from dashboard._safe import plotly_text
+
 #: Colours of runs (by their position in the selection) and of classes.
 RUN_COLORS = qualitative.Plotly
 CLASS_COLORS = qualitative.D3 + qualitative.Pastel
@@ -27,7 +33,7 @@ def run_color(i: int) -> str:
 
 def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
     fig.update_layout(
-        title=title,
+        title=None if title is None else plotly_text(title),
         height=height,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
         legend={"orientation": "h", "y": -0.15},
@@ -52,11 +58,11 @@ def grouped_bars(
     fig = go.Figure()
     for i, (name, values) in enumerate(series.items()):
         fig.add_bar(
-            x=list(categories),
+            x=_texts(categories),
             y=[None if v is None or not np.isfinite(v) else float(v) for v in values],
-            name=name,
+            name=plotly_text(name),
             marker_color=run_color(i),
-            hovertemplate=f"{name}<br>%{{x}}: %{{y:.4f}}<extra></extra>",
+            hovertemplate="%{fullData.name}<br>%{x}: %{y:.4f}<extra></extra>",
         )
     fig.update_layout(barmode="group", yaxis_title=yaxis)
     return _layout(fig, title, height)
@@ -82,8 +88,8 @@ def heatmap(
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=list(labels),
-            y=list(labels),
+            x=_texts(labels),
+            y=_texts(labels),
             zmin=zmin,
             zmax=zmax,
             colorscale=colorscale,
@@ -114,9 +120,9 @@ def histogram_chart(hists: dict[str, dict], *, title: str, height: int = 360) ->
                 x=centres,
                 y=np.asarray(h[part], dtype=float),
                 mode="lines",
-                name=f"{name} · {part}",
+                name=f"{plotly_text(name)} · {part}",
                 line={"color": run_color(i), "dash": dash, "shape": "hvh"},
-                hovertemplate=f"{name} {part}<br>d=%{{x:.3f}}: %{{y:.4f}}<extra></extra>",
+                hovertemplate="%{fullData.name}<br>d=%{x:.3f}: %{y:.4f}<extra></extra>",
             )
     fig.update_layout(xaxis_title="distance", yaxis_title="fraction of pairs")
     return _layout(fig, title, height)
@@ -148,7 +154,7 @@ def delta_bars(
         err = {"type": "data", "array": hi - d, "arrayminus": d - lo, "visible": True}
     fig = go.Figure(
         go.Bar(
-            x=list(categories),
+            x=_texts(categories),
             y=d,
             error_y=err,
             marker_color=["#2ca02c" if v >= 0 else "#d62728" for v in np.nan_to_num(d)],
@@ -188,7 +194,7 @@ def projection_chart(
     fig = make_subplots(
         rows=rows,
         cols=cols,
-        subplot_titles=[p["title"] for p in panels],
+        subplot_titles=[plotly_text(p["title"]) for p in panels],
         specs=[[{"type": spec_type}] * cols for _ in range(rows)],
         horizontal_spacing=0.04,
         vertical_spacing=0.08,
@@ -233,8 +239,8 @@ def projection_chart(
             common = {
                 "mode": "markers",
                 "marker": marker,
-                "name": str(cat) if cat is not None else p["title"],
-                "legendgroup": str(cat),
+                "name": plotly_text(cat if cat is not None else p["title"]),
+                "legendgroup": plotly_text(cat),
                 "showlegend": cat is not None and i == 0,
                 "customdata": custom[mask],
                 "hovertext": hover[mask],
@@ -258,6 +264,11 @@ def projection_chart(
     # Room above the subplot titles for Plotly's toolbar.
     fig.update_layout(margin={"t": 60})
     return fig
+
+
+def _texts(values: Sequence) -> list[str]:
+    """Category labels (class names) as Plotly text."""
+    return [plotly_text(v) for v in values]
 
 
 def _natural_key(s: str):

@@ -2,7 +2,9 @@
 
 Every file the dashboard reads goes through here, and every path is first resolved (symlinks
 followed, ``..`` collapsed) and checked to lie inside the runs root; a path that does not is
-refused with :class:`OutsideRootError`.
+refused with :class:`OutsideRootError`. A run holding a symlink out of the root, or labels and
+predictions the pages cannot draw, is a malformed entry (``dashboard._safe``), checked again
+before every read or write the library does by path (:func:`confined`).
 
 The dashboard only loads and draws: every file and column name of a run, every read and every
 computation is ``ferembed.runs`` / ``ferembed.metrics``' (``Run.load_metrics``,
@@ -32,6 +34,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from dashboard._safe import OutsideRootError, check_confined, check_values, resolve_inside
 from ferembed import projection as _projection
 from ferembed.errors import FerembedError
 from ferembed.metrics.catalog import title as metric_title
@@ -72,10 +75,6 @@ TABLE_METRICS: tuple[str, ...] = (
 )
 
 
-class OutsideRootError(ValueError):
-    """A path that resolves outside the runs root."""
-
-
 # ---------------------------------------------------------------------------------------------
 # The runs root and paths inside it
 # ---------------------------------------------------------------------------------------------
@@ -93,23 +92,6 @@ def runs_root() -> Path | None:
     """The runs root: ``--runs DIR`` after ``--`` on the command line, else ``$FEREMBED_RUNS``."""
     raw = parse_runs_arg(sys.argv[1:]) or os.environ.get(RUNS_ENV)
     return Path(raw).expanduser().resolve() if raw else None
-
-
-def resolve_inside(root: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Resolve ``path`` (relative to ``root``, or absolute) and check that it stays inside ``root``.
-
-    Raises:
-        OutsideRootError: the resolved path (``..`` and symlinks followed) is not ``root`` or a
-            descendant of it.
-    """
-    root_r = Path(root).resolve()
-    text = str(path).strip()
-    if "\x00" in text:
-        raise OutsideRootError(f"{text!r} is not a valid path")
-    resolved = (root_r / text).resolve()
-    if resolved != root_r and root_r not in resolved.parents:
-        raise OutsideRootError(f"{text!r} is outside the runs root {root_r}; refused")
-    return resolved
 
 
 def relative(root: Path, path: Path) -> str:
@@ -167,7 +149,16 @@ def _load(path: str, stamp: tuple[int, ...]) -> Run | str:
     """A loaded run, or the error message (cached too, so a bad run is not re-read every rerun)."""
     del stamp  # part of the cache key only
     try:
-        return load_run(path)
+        run = load_run(path)
+        # Labels and predictions every page indexes class names with (NaN, -3 or 42 would take
+        # a page down): refused here, so the run is one malformed entry.
+        check_values(
+            run.samples["label"].to_numpy(dtype=float, na_value=np.nan),
+            run.samples["pred"].to_numpy(dtype=float, na_value=np.nan),
+            len(run.class_names),
+            what=path,
+        )
+        return run
     except FerembedError as exc:
         return str(exc)
     except Exception as exc:  # anything else a broken file can raise must not crash the page
@@ -192,6 +183,10 @@ def load_entry(root: Path, rel: str) -> RunEntry:
     rel = relative(root, path)
     if not is_run_dir(path):
         return RunEntry(rel, None, f"{rel}: not a run directory (no {RUN_FILE})")
+    try:  # checked on every load (a link can appear at any time), before anything is read
+        check_confined(root, path)
+    except OutsideRootError as exc:
+        return RunEntry(rel, None, f"{rel}/{exc}")
     got = _load(str(path), _run_stamp(path))
     if isinstance(got, str):
         return RunEntry(rel, None, got)
@@ -229,8 +224,8 @@ def run_key(run: Run) -> str:
 def describe(run: Run) -> dict[str, Any]:
     """Identification columns of a run from its manifest."""
     m = run.manifest
-    model = m.get("model") or {}
-    data = m.get("dataset") or {}
+    model = m.get("model") if isinstance(m.get("model"), dict) else {}
+    data = m.get("dataset") if isinstance(m.get("dataset"), dict) else {}
     return {
         "run": run.name,
         "dataset": data.get("name") or "",
@@ -255,8 +250,9 @@ def _metrics(path: str, stamp: int, _run: Run) -> dict[str, Any] | None:
 
 
 def metrics(run: Run) -> dict[str, Any] | None:
-    """The run's metrics.json (None when not computed yet or unreadable)."""
-    return _metrics(run_key(run), _stamp(run.metrics_path), run)
+    """The run's metrics.json (None when not computed yet, unreadable or not an object)."""
+    got = _metrics(run_key(run), _stamp(run.metrics_path), run)
+    return got if isinstance(got, dict) else None
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -288,7 +284,7 @@ def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
             continue
         row = {"path": e.rel, **describe(e.run)}
         m = metrics(e.run) or {}
-        ci = m.get("ci") or {}
+        ci = m.get("ci") if isinstance(m.get("ci"), dict) else {}
         row["metrics"] = "yes" if m else "missing"
         for key in TABLE_METRICS:
             val = m.get(key)
@@ -296,17 +292,32 @@ def runs_table(entries: list[RunEntry]) -> pd.DataFrame:
             lo_hi = ci.get(key)
             row[f"{metric_title(key)} CI"] = (
                 f"[{lo_hi[0]:.3f}, {lo_hi[1]:.3f}]"
-                if isinstance(lo_hi, (list, tuple)) and len(lo_hi) == 2 and None not in lo_hi
+                if isinstance(lo_hi, (list, tuple))
+                and len(lo_hi) == 2
+                and all(isinstance(v, (int, float)) for v in lo_hi)
                 else ""
             )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def confined(run: Run) -> Run:
+    """The run, checked again for symlinks out of the runs root just before a read or a write
+    that the library does by path (metrics, the keyed cache, exports).
+
+    Raises:
+        OutsideRootError: naming the link.
+    """
+    root = runs_root()
+    if root is not None:
+        check_confined(root, run.path)
+    return run
+
+
 def evaluate_now(run: Run) -> dict[str, Any]:
     """Compute and write the run's metrics and per-sample scores (``ferembed.runs.evaluate_run``);
     the stamps in the cache keys then reload them."""
-    return evaluate_run(run)
+    return evaluate_run(confined(run))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +339,8 @@ def _align(keys: tuple, _projs: list, _ids: list) -> list[_projection.Projection
 
 def projection_for(run: Run, **params: Any) -> _projection.Projection:
     """One run's projection (cached in memory, and on disk by ``ferembed.runs.project_run``)."""
-    return _project(run_key(run), manifest_stamp(run), tuple(sorted(params.items())), run)
+    key = tuple(sorted(params.items()))
+    return _project(run_key(run), manifest_stamp(run), key, confined(run))
 
 
 def is_projection_cached(run: Run, **params: Any) -> bool:
@@ -423,11 +435,11 @@ def compare(run_a: Run, run_b: Run) -> dict[str, Any]:
     """``ferembed.runs.compare_runs(a, b)`` (B - A), cached in memory and on disk."""
     key_a = (run_key(run_a), manifest_stamp(run_a))
     key_b = (run_key(run_b), manifest_stamp(run_b))
-    return _compare(key_a, key_b, run_a, run_b)
+    return _compare(key_a, key_b, confined(run_a), confined(run_b))
 
 
 def _metric_keys(runs: list[Run]) -> tuple:
-    return tuple((run_key(r), _stamp(r.metrics_path)) for r in runs)
+    return tuple((run_key(confined(r)), _stamp(r.metrics_path)) for r in runs)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard._data import manifest_stamp, per_sample, per_sample_stamp, run_key
+from dashboard._safe import check_values, plotly_text
 from ferembed import projection as _projection
 from ferembed.runs import Run
 from ferembed.runs._files import PS_KNN_PRED, PS_LABEL_DISAGREEMENT
@@ -74,6 +75,8 @@ def _annotations(key: tuple, _run: Run) -> pd.DataFrame:
     names = np.asarray(_run.class_names + ["-"], dtype=object)  # index -1 -> "-"
     pred, source = predictions(_run)
     labels = _run.labels
+    # The kNN votes come from per_sample.parquet, read after the run was loaded: checked too.
+    check_values(labels, pred, len(_run.class_names), what=f"{_run.path} ({source} predictions)")
     noise = noise_score(_run)
     s = _run.samples
     table = pd.DataFrame(
@@ -113,17 +116,21 @@ def _projection_panel(
 ) -> dict:
     del key
     ann = annotations(_run).iloc[_proj.indices]
+
+    def text(col: pd.Series) -> pd.Series:  # user text shown as text in Plotly's HTML labels
+        return col.astype(str).map(plotly_text)
+
     # Hover text is most of the figure's bytes: keep it short, with subject / score / metadata
     # only when they are what the points are coloured by.
-    hover = ann["sample_id"] + "<br>" + ann["label"] + " → " + ann["pred"]
+    hover = text(ann["sample_id"]) + "<br>" + text(ann["label"]) + " → " + text(ann["pred"])
     if color_by == "subject":
-        hover = hover + "<br>subject " + ann["subject"]
+        hover = hover + "<br>subject " + text(ann["subject"])
     if color_by == "noise":
         hover = hover + "<br>noise " + ann["noise"].round(2).astype(str)
     if color_by.startswith(META_PREFIX):
         name = color_by[len(META_PREFIX) :]
         values = ann[color_by] if color_by in ann else pd.Series("-", index=ann.index)
-        hover = hover + f"<br>{name} " + values
+        hover = hover + f"<br>{plotly_text(name)} " + text(values)
         color = values.to_numpy()
     else:
         color = ann["noise"].to_numpy() if color_by == "noise" else ann[color_by].to_numpy()

@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import _data
+from dashboard import _data, _samples
+from dashboard._safe import markdown_text, metrics_problem
 from ferembed import _thumbs
-from ferembed.runs import THUMBS_FILE, Run
+from ferembed.errors import FerembedError
+from ferembed.runs import METRICS_FILE, THUMBS_FILE, Run
 
 #: Pixels of a face tile in grids (thumbnails are upscaled by whole pixels to about this size).
 FACE_PX = 96
@@ -27,8 +29,9 @@ def root() -> Path:
 
 
 def require_runs(min_runs: int = 1, *, what: str = "this page") -> list[Run]:
-    """The selected runs; stops the page with a hint when fewer than ``min_runs`` are selected."""
-    runs = _data.selected_runs(root())
+    """The selected runs whose per-sample annotations load; stops the page with a hint when fewer
+    than ``min_runs`` are left. A run that fails is named in a warning, the others are drawn."""
+    runs = usable(_data.selected_runs(root()))
     if len(runs) < min_runs:
         st.info(
             f"Select at least {min_runs} run{'s' if min_runs > 1 else ''} in the sidebar "
@@ -36,6 +39,31 @@ def require_runs(min_runs: int = 1, *, what: str = "this page") -> list[Run]:
         )
         st.stop()
     return runs
+
+
+def usable(runs: Sequence[Run]) -> list[Run]:
+    """The runs whose annotations (labels, predictions, scores) load; a warning names each other
+    one, so one bad run costs its own entry and never the page."""
+    good = []
+    for r in runs:
+        try:
+            _samples.annotations(r)
+        except Exception as exc:  # a run the loader let through but a page cannot draw
+            skipped(r, exc)
+            continue
+        good.append(r)
+    return good
+
+
+def skipped(run: Run, exc: BaseException) -> None:
+    """A one-line warning that ``run`` is left out of this page, and why."""
+    st.warning(f"Run {markdown_text(run.name)} skipped: {markdown_text(error_line(exc))}")
+
+
+def error_line(exc: BaseException) -> str:
+    """An exception as one line: the message of a user error, else its type and message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, FerembedError) else f"{type(exc).__name__}: {text}"
 
 
 def _unique_names(runs: Sequence[Run]) -> list[str]:
@@ -57,12 +85,14 @@ def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
     missing = []
     for r in runs:
         m = _data.metrics(r)
+        if m and checked_metrics(r) is None:
+            continue  # named in a warning
         if m:
             have[_data.run_key(r)] = m
         else:
             missing.append(r)
     if missing:
-        names = ", ".join(r.name for r in missing)
+        names = ", ".join(markdown_text(r.name) for r in missing)
         st.info(f"No metrics yet for: {names}.")
         if st.button(f"Compute metrics for {len(missing)} run(s)", key=f"{key}_compute"):
             compute_metrics(missing)
@@ -70,16 +100,30 @@ def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:
     return have
 
 
+def checked_metrics(run: Run) -> dict[str, Any] | None:
+    """The run's metrics.json when the pages can draw it; None (and a warning naming the run and
+    the problem) when it is malformed, or None when there is none."""
+    m = _data.metrics(run)
+    problem = metrics_problem(m) if m else None
+    if problem:  # `ferembed evaluate` rewrites the file
+        name = markdown_text(run.name)
+        st.warning(f"Run {name} skipped: {METRICS_FILE}: {markdown_text(problem)}")
+        return None
+    return m
+
+
 def compute_metrics(runs: Sequence[Run]) -> list[str]:
-    """Run ferembed.runs.evaluate_run on each run with a progress bar; returns error lines."""
+    """Run ferembed.runs.evaluate_run on each run with a progress bar; returns error lines (plain
+    text: show them through ``markdown_text``)."""
     errors = []
     bar = st.progress(0.0, text="Computing metrics...")
     for i, r in enumerate(runs):
-        bar.progress(i / len(runs), text=f"Computing metrics for {r.name} ({i + 1}/{len(runs)})")
+        name = markdown_text(r.name)
+        bar.progress(i / len(runs), text=f"Computing metrics for {name} ({i + 1}/{len(runs)})")
         try:
             _data.evaluate_now(r)
         except Exception as exc:  # one failing run must not stop the others
-            errors.append(f"{r.name}: {type(exc).__name__}: {exc}")
+            errors.append(f"{r.name}: {error_line(exc)}")
     bar.progress(1.0, text=f"Computed metrics for {len(runs) - len(errors)} run(s)")
     return errors
 
@@ -99,10 +143,17 @@ def face_grid(
         return
     thumbs = run.thumbs
     if thumbs is None:
-        st.caption(f"{run.name} has no thumbnails ({THUMBS_FILE}); showing ids only.")
-        st.write(", ".join(captions))
+        st.caption(
+            f"{markdown_text(run.name)} has no thumbnails ({THUMBS_FILE}); showing ids only."
+        )
+        st.caption(markdown_text(", ".join(captions)))
         return
-    st.image([face_tile(thumbs[int(r)]) for r in rows], caption=list(captions), width=width)
+    # Image captions are Markdown too: escaped, so a label cannot be an image or a link.
+    st.image(
+        [face_tile(thumbs[int(r)]) for r in rows],
+        caption=[markdown_text(c) for c in captions],
+        width=width,
+    )
 
 
 def face_uris(run: Run, rows: Sequence[int]) -> list[str]:

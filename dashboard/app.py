@@ -15,9 +15,12 @@ _REPO = Path(__file__).resolve().parent.parent
 if str(_REPO) not in sys.path:
     sys.path.insert(0, str(_REPO))
 
+import numpy as np  # noqa: E402
 import streamlit as st  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from dashboard import _data  # noqa: E402
+from dashboard._safe import code_text  # noqa: E402
 
 PAGES = Path(__file__).resolve().parent / "views"
 
@@ -46,7 +49,7 @@ def sidebar(root: Path) -> None:
             r for r in st.session_state[_data.SELECTED_KEY] if r in labels
         ]
     with st.sidebar:
-        st.caption(f"Runs root: `{root}`")
+        st.caption(f"Runs root: {code_text(root)}")
         st.multiselect(
             "Runs",
             options,
@@ -59,7 +62,7 @@ def sidebar(root: Path) -> None:
         if bad:
             st.warning(
                 f"{len(bad)} malformed run(s) skipped: "
-                + ", ".join(f"`{e.rel}`" for e in bad)
+                + ", ".join(code_text(e.rel) for e in bad)
                 + ". The Runs page says why."
             )
         if st.button("Rescan runs", key="rescan"):
@@ -67,18 +70,37 @@ def sidebar(root: Path) -> None:
             st.rerun()
 
 
+def page_icon() -> Image.Image:
+    """The tab's icon, drawn here and served by the app itself: a Material icon name would make
+    the browser fetch it from fonts.gstatic.com, an emoji from nowhere but looks out of place.
+
+    Returns:
+        a 32 x 32 RGB image: three coloured clusters of dots on white.
+    """
+    img = np.full((32, 32, 3), 255, np.uint8)
+    yy, xx = np.mgrid[:32, :32]
+    for (cy, cx), colour in zip(
+        ((9, 10), (22, 8), (16, 23)), ((99, 110, 250), (239, 85, 59), (0, 204, 150)), strict=True
+    ):
+        for dy, dx in ((0, 0), (-4, 2), (3, 3), (2, -4), (-3, -3)):
+            img[(yy - cy - dy) ** 2 + (xx - cx - dx) ** 2 <= 3] = colour
+    return Image.fromarray(img)
+
+
 def run() -> None:
-    st.set_page_config(page_title="ferembed", page_icon=":material/scatter_plot:", layout="wide")
+    # No icon names anywhere (each would be fetched from the internet): the favicon is an image
+    # the app serves, and the pages have none.
+    st.set_page_config(page_title="ferembed", page_icon=page_icon(), layout="wide")
     page = st.navigation(
         [
-            st.Page(PAGES / "runs.py", title="Runs", icon=":material/table:", default=True),
-            st.Page(PAGES / "geometry.py", title="Geometry", icon=":material/straighten:"),
-            st.Page(PAGES / "confusion.py", title="Confusion", icon=":material/grid_on:"),
-            st.Page(PAGES / "projection.py", title="Projection", icon=":material/scatter_plot:"),
-            st.Page(PAGES / "neighbours.py", title="Neighbours", icon=":material/hub:"),
-            st.Page(PAGES / "compare.py", title="Compare", icon=":material/compare_arrows:"),
-            st.Page(PAGES / "dynamics.py", title="Dynamics", icon=":material/timeline:"),
-            st.Page(PAGES / "export.py", title="Export", icon=":material/download:"),
+            st.Page(PAGES / "runs.py", title="Runs", default=True),
+            st.Page(PAGES / "geometry.py", title="Geometry"),
+            st.Page(PAGES / "confusion.py", title="Confusion"),
+            st.Page(PAGES / "projection.py", title="Projection"),
+            st.Page(PAGES / "neighbours.py", title="Neighbours"),
+            st.Page(PAGES / "compare.py", title="Compare"),
+            st.Page(PAGES / "dynamics.py", title="Dynamics"),
+            st.Page(PAGES / "export.py", title="Export"),
         ]
     )
     root = _data.runs_root()
@@ -89,7 +111,7 @@ def run() -> None:
         )
         st.stop()
     if not root.is_dir():
-        st.error(f"The runs root `{root}` is not a directory.")
+        st.error(f"The runs root {code_text(root)} is not a directory.")
         st.stop()
     sidebar(root)
     page.run()

@@ -77,7 +77,10 @@ def launch(runs_root: str | os.PathLike, *, port: int = 8501, headless: bool = T
     root = check(runs_root, port)
     env = dict(os.environ)
     env["FEREMBED_RUNS"] = str(root)
-    proc = subprocess.Popen(command(root, port=port, headless=headless), env=env)
+    # Started in the repository, so Streamlit also reads its .streamlit/config.toml.
+    proc = subprocess.Popen(
+        command(root, port=port, headless=headless), env=env, cwd=APP.parent.parent
+    )
     try:
         return proc.wait()
     except KeyboardInterrupt:

@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import _charts, _data, _samples, _ui
+from dashboard._safe import markdown_text as md
 from ferembed import _format
 from ferembed.metrics.catalog import title as metric_title
 from ferembed.runs import METRICS_FILE
@@ -35,7 +36,7 @@ run_a = runs[ia]
 
 # Headline metrics of every run from metrics.json (unpaired 95% bootstrap CIs).
 st.subheader("Metrics")
-have = {_data.run_key(r): _data.metrics(r) for r in [run_a] + [runs[i] for i in ibs]}
+have = {_data.run_key(r): _ui.checked_metrics(r) for r in [run_a] + [runs[i] for i in ibs]}
 shown = [run_a] + [runs[i] for i in ibs]
 rows = []
 for key in _data.TABLE_METRICS:
@@ -60,15 +61,15 @@ def draw_pair(run_b, ib: int) -> None:
         st.info(
             f"The paired comparison searches the exact nearest neighbours of all {n:,} samples "
             "in both runs: several minutes for runs this large (once; the result is cached in "
-            f"{run_a.name}'s cache/ folder)."
+            f"{md(run_a.name)}'s cache/ folder)."
         )
         st.button("Run the paired comparison", key=f"cmp_go_{ib}")
         return
     try:
-        with st.spinner(f"Comparing {run_a.name} and {run_b.name} (paired bootstrap)..."):
+        with st.spinner(f"Comparing {md(run_a.name)} and {md(run_b.name)} (paired bootstrap)..."):
             res = _data.compare(run_a, run_b)
-    except ValueError as exc:
-        st.error(f"Cannot compare {run_a.name} and {run_b.name}: {exc}")
+    except Exception as exc:  # one pair that cannot be compared must not hide the others
+        st.error(f"Cannot compare {md(run_a.name)} and {md(run_b.name)}: {md(_ui.error_line(exc))}")
         return
     level = round(100 * (1 - res.get("alpha", 0.05)))
     st.markdown(
@@ -132,8 +133,8 @@ def draw_pair(run_b, ib: int) -> None:
     ann_a = _samples.annotations(run_a)
     pred_b = _samples.annotations(run_b).set_index("sample_id")["pred"]
     for direction, title in (
-        ("to_correct", f"wrong in {run_a.name} → correct in {run_b.name}"),
-        ("to_wrong", f"correct in {run_a.name} → wrong in {run_b.name}"),
+        ("to_correct", f"wrong in {md(run_a.name)} → correct in {md(run_b.name)}"),
+        ("to_wrong", f"correct in {md(run_a.name)} → wrong in {md(run_b.name)}"),
     ):
         ids = res["flips"][direction]
         st.markdown(
@@ -179,7 +180,9 @@ def draw_pair(run_b, ib: int) -> None:
 
 
 # Lazy tabs: only the open pair is compared and drawn.
-tabs = st.tabs([f"{run_a.name} vs {runs[i].name}" for i in ibs], key="cmp_tab", on_change="rerun")
+tabs = st.tabs(
+    [f"{md(run_a.name)} vs {md(runs[i].name)}" for i in ibs], key="cmp_tab", on_change="rerun"
+)
 for tab, ib in zip(tabs, ibs, strict=True):
     if tab.open:
         with tab:

@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import _charts, _data, _ui
+from dashboard._safe import markdown_text as md
 from ferembed.runs import METRICS_FILE
 
 SOURCES = {"head": "Classifier head", "knn": "kNN vote", "centroid": "Nearest centroid"}
@@ -49,7 +50,7 @@ run_a = runs[idx_a]
 m_a = have[_data.run_key(run_a)]
 available = [s for s in SOURCES if (m_a.get("confusion") or {}).get(s)]
 if not available:
-    st.warning(f"{run_a.name}: {METRICS_FILE} has no confusion matrices.")
+    st.warning(f"{md(run_a.name)}: {METRICS_FILE} has no confusion matrices.")
     st.stop()
 with c2:
     source = st.radio(
@@ -61,7 +62,8 @@ with c3:
 classes = run_a.class_names
 cm = matrix(m_a, source, normalized)
 if cm is None:
-    st.warning(f"{run_a.name}: no {'normalised ' if normalized else ''}{source} confusion matrix.")
+    what = f"{'normalised ' if normalized else ''}{source}"
+    st.warning(f"{md(run_a.name)}: no {what} confusion matrix.")
     st.stop()
 cls = (m_a.get("classification") or {}).get(source) or {}
 mc = st.columns(3)
@@ -122,7 +124,7 @@ cm_a = matrix(m_a, source, True)
 if run_b.class_names != classes:
     st.warning("The two runs have different class lists; no difference matrix.")
 elif cm_b is None or cm_a is None or cm_b.shape != cm_a.shape:
-    st.info(f"{run_b.name} has no {SOURCES[source]} confusion matrix.")
+    st.info(f"{md(run_b.name)} has no {SOURCES[source]} confusion matrix.")
 else:
     diff = cm_b - cm_a
     lim = float(np.nanmax(np.abs(diff))) or 1.0

@@ -14,8 +14,17 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard import _charts, _data, _samples, _ui
+from dashboard._safe import markdown_text as md
+from dashboard._safe import plotly_text
+from ferembed.errors import FerembedError
 from ferembed.metrics.catalog import metric_info
-from ferembed.runs.log import DYNAMICS_METRICS, find_series, load_series, series_table
+from ferembed.runs.log import (
+    DYNAMICS_METRICS,
+    SERIES_FILE,
+    find_series,
+    load_series,
+    series_table,
+)
 
 #: Series selected when the page opens.
 DEFAULT_SERIES = 4
@@ -32,17 +41,29 @@ def _series(path: str, stamp: int) -> dict:
     return load_series(path)
 
 
-def step_runs(root: Path, rel: str) -> tuple[dict, list[int], list]:
-    """The series at ``rel`` and its loadable step runs (root-confined, cached)."""
+def step_runs(root: Path, rel: str) -> tuple[dict, list[int], list, list[str]]:
+    """The series at ``rel``, its loadable step runs (root-confined, cached) and why the others
+    are left out.
+
+    Raises:
+        FerembedError: the series.json is unreadable, malformed or a symlink out of the root.
+    """
     path = _data.resolve_inside(root, rel)
-    series = _series(str(path), (path / "series.json").stat().st_mtime_ns)
-    steps, runs = [], []
+    file = _data.resolve_inside(root, path / SERIES_FILE)  # a series.json linked out is refused
+    series = _series(str(path), file.stat().st_mtime_ns)
+    steps, runs, left_out = [], [], []
     for s in series["steps"]:
-        entry = _data.load_entry(root, _data.relative(root, Path(s["path"])))
-        if entry.run is not None:
-            steps.append(s["step"])
-            runs.append(entry.run)
-    return series, steps, runs
+        try:  # a step's run may be named by a path that leaves the root: refused, like any other
+            entry = _data.load_entry(root, s["path"])
+        except _data.OutsideRootError as exc:
+            left_out.append(f"step {s['step']}: {exc}")
+            continue
+        if entry.run is None:
+            left_out.append(f"step {s['step']}: {entry.error}")
+            continue
+        steps.append(s["step"])
+        runs.append(entry.run)
+    return series, steps, runs, left_out
 
 
 def metric_figure(tables: dict[str, pd.DataFrame]) -> go.Figure:
@@ -54,7 +75,7 @@ def metric_figure(tables: dict[str, pd.DataFrame]) -> go.Figure:
             t = table[table["metric"] == key]
             fig.add_trace(
                 go.Scatter(
-                    x=t["step"], y=t["value"], mode="lines+markers", name=name,
+                    x=t["step"], y=t["value"], mode="lines+markers", name=plotly_text(name),
                     legendgroup=name, showlegend=j == 0,
                     line={"color": _charts.run_color(i)},
                     error_y={"type": "data", "symmetric": False, "thickness": 1,
@@ -85,13 +106,27 @@ if not chosen:
     st.info("Select at least one series.")
     st.stop()
 
-loaded = {rel: step_runs(root, rel) for rel in chosen}
+loaded = {}
+for rel in chosen:
+    try:
+        series, steps, runs, left_out = step_runs(root, rel)
+    except (FerembedError, OSError) as exc:  # this series only; the others are drawn
+        st.warning(f"Series {md(rel)} skipped: {md(_ui.error_line(exc))}")
+        continue
+    if left_out:
+        st.warning(f"Series {md(rel)}: {len(left_out)} step(s) left out: {md('; '.join(left_out))}")
+    loaded[rel] = (series, steps, runs)
+# Steps whose per-sample annotations do not load are named once and left out of every chart.
+good = {_data.run_key(r) for r in _ui.usable([r for _, _, rs in loaded.values() for r in rs])}
+for rel, (series, steps, runs) in loaded.items():
+    kept = [(s, r) for s, r in zip(steps, runs, strict=True) if _data.run_key(r) in good]
+    loaded[rel] = (series, [s for s, _ in kept], [r for _, r in kept])
 every_run = [r for _, _, runs in loaded.values() for r in runs]
 have = _ui.metrics_for(every_run, key="dyn")
 tables = {}
 for rel, (series, steps, runs) in loaded.items():
     if not runs:
-        st.warning(f"{rel}: no loadable step run.")
+        st.warning(f"{md(rel)}: no loadable step run.")
         continue
     tables[series["name"]] = series_table(steps, [have.get(_data.run_key(r)) for r in runs])
 if tables:
@@ -115,8 +150,12 @@ for series, steps, runs in loaded.values():
     # The step shown is the latest at or before the chosen one (series log different steps).
     at = int(np.searchsorted(steps, step, side="right")) - 1
     run, last = runs[max(at, 0)], runs[-1]
-    with st.spinner(f"Projecting {run.name}..."):
-        projs = [_data.projection_for(last, **params), _data.projection_for(run, **params)]
+    try:
+        with st.spinner(f"Projecting {md(run.name)}..."):
+            projs = [_data.projection_for(last, **params), _data.projection_for(run, **params)]
+    except Exception as exc:  # this series' frame only
+        _ui.skipped(run, exc)
+        continue
     shown = _data.align([last, run], projs)[1] if run is not last else projs[0]
     panel = _samples.projection_panel(run, shown, "label", len(panels))
     panels.append({**panel, "title": f"{series['name']}: step {steps[max(at, 0)]}"})

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import _data, _ui
+from dashboard._safe import code_text, markdown_text
 
 st.title("Export")
 runs = _ui.require_runs(what="exports")
@@ -12,7 +13,7 @@ if not runs:
     st.stop()
 
 st.caption(
-    f"{len(runs)} run(s): " + ", ".join(f"`{r.name}`" for r in runs) + ". Files are built by "
+    f"{len(runs)} run(s): " + ", ".join(code_text(r.name) for r in runs) + ". Files are built by "
     "`ferembed.export` (the same as `ferembed export ... --format F`)."
 )
 long_df, wide_df = _data.collected_metrics(runs)
@@ -35,9 +36,10 @@ for col, (fmt, label) in zip(cols, labels.items(), strict=True):
         try:
             data = _data.export_bytes(runs, fmt)
         except Exception as exc:  # one failing format must not hide the others
-            st.error(f"{fmt}: {type(exc).__name__}: {exc}")
+            st.error(f"{fmt}: {markdown_text(_ui.error_line(exc))}")
             continue
         st.download_button(
-            label, data=data, file_name=filename, mime=mime, key=f"export_{fmt}", width="stretch"
-        )
+            label, data=data, file_name=filename, mime=mime, key=f"export_{fmt}", width="stretch",
+            on_click="ignore",  # a download needs no rerun (one would swap the file being fetched)
+        )  # fmt: skip
         st.caption(f"{filename} · {len(data) / 1024:,.1f} KiB")

@@ -5,6 +5,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard import _charts, _data, _ui
+from dashboard._safe import markdown_text as md
 from ferembed.runs import METRICS_FILE
 
 st.title("Geometry")
@@ -68,7 +69,7 @@ def draw_centroids() -> None:
     for i, (name, mat, good) in enumerate(zip(names, mats, ok, strict=True)):
         with cols[i % len(cols)]:
             if not good:
-                st.info(f"{name}: no centroid distances in {METRICS_FILE}")
+                st.info(f"{md(name)}: no centroid distances in {METRICS_FILE}")
                 continue
             fig = _charts.heatmap(
                 mat, classes, title=name, zmin=0.0, zmax=vmax, colorscale="Blues",
@@ -116,7 +117,9 @@ def draw_collapse() -> None:
 
 
 st.caption(
-    f"{len(runs)} run(s), distance: {', '.join(sorted({m.get('distance', '?') for m in mets}))}. "
+    f"{len(runs)} run(s), distance: "
+    + md(", ".join(sorted({str(m.get("distance", "?")) for m in mets})))
+    + ". "
     "Bars of one colour are one run; every chart shares its axes across runs."
 )
 # Lazy tabs: only the open tab's charts are built and sent, which keeps page switches fast.

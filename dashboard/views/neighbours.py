@@ -5,10 +5,17 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import _data, _samples, _ui
+from dashboard._safe import markdown_text as md
 from ferembed.runs import PER_SAMPLE_FILE
 
 #: Entries of the most-likely-mislabelled list.
 SUSPECTS = 24
+
+
+def _shorten(text: str) -> str:
+    """A typed id as shown in a message (a pasted page of text stays one line)."""
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
+
 
 st.title("Neighbours")
 runs = _ui.require_runs(what="the neighbours page")
@@ -37,7 +44,7 @@ if mode == "suspects":
         order = np.argsort(-np.nan_to_num(noise, nan=-1.0), kind="stable")[:SUSPECTS]
         sus = ann_ref.iloc[order]
         st.caption(
-            f"The {len(order)} samples of **{ref.name}** whose neighbours most disagree with "
+            f"The {len(order)} samples of **{md(ref.name)}** whose neighbours most disagree with "
             "their label (kNN label disagreement): likely label noise or hard cases."
         )
         _ui.face_grid(
@@ -59,35 +66,39 @@ if mode == "id" or query_id is None:
 
 row_ref = _data.row_of(ref, query_id)
 if row_ref is None:
-    st.error(f"No sample {query_id!r} in {ref.name}.")
+    st.error(md(f"No sample {_shorten(query_id)!r} in {ref.name}."))
     st.stop()
 
 q = ann_ref.iloc[row_ref]
-st.subheader(f"Query {query_id}")
+st.subheader(f"Query {md(query_id)}")
 qc1, qc2 = st.columns([1, 6])
 with qc1:
     _ui.face_grid(ref, [row_ref], [f"label: {q.label}"])
 with qc2:
     st.markdown(
-        f"**label** {q.label} · **subject** {q.subject}"
+        f"**label** {md(q.label)} · **subject** {md(q.subject)}"
         + ("" if np.isnan(q.noise) else f" · **noise score** {q.noise:.2f}")
     )
 
 for run in runs:
     row = _data.row_of(run, query_id)
-    st.markdown(f"#### {run.name}")
+    st.markdown(f"#### {md(run.name)}")
     if row is None:
-        st.caption(f"{query_id!r} is not in this run.")
+        st.caption(md(f"{query_id!r} is not in this run."))
         continue
     k_run = min(k, run.n - 1)
     if k_run < 1:
         st.caption("This run has a single sample.")
         continue
-    rows, dists = _data.neighbours(run, row, k_run)
+    try:
+        rows, dists = _data.neighbours(run, row, k_run)
+    except Exception as exc:  # e.g. non-finite embeddings: this run only
+        _ui.skipped(run, exc)
+        continue
     ann = _samples.annotations(run).iloc[rows]
     own = _samples.annotations(run).iloc[row]
     st.caption(
-        f"pred: {own.pred} ({own.pred_source}) · "
+        f"pred: {md(own.pred)} ({own.pred_source}) · "
         f"{int((ann['label'] == own.label).sum())}/{len(rows)} neighbours share the label "
         f"· distance: {run.distance}"
     )

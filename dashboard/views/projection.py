@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import _charts, _data, _samples, _ui
+from dashboard._safe import markdown_text as md
 from ferembed.projection import DEFAULT_MAX_POINTS
 from ferembed.runs import PER_SAMPLE_FILE
 
@@ -47,28 +48,35 @@ if dim == 3 and len(runs) > MAX_3D_RUNS:
     runs = runs[:MAX_3D_RUNS]
 
 params = {"dim": int(dim), "method": method, "max_points": max_points}
-projs = []
+projs, drawn = [], []
 for r in runs:
-    if _data.is_projection_cached(r, **params):
-        projs.append(_data.projection_for(r, **params))
-    else:
-        with st.spinner(f"Computing the {method.upper()} of {r.name} (once; cached in the run)..."):
+    try:
+        if _data.is_projection_cached(r, **params):
             projs.append(_data.projection_for(r, **params))
+        else:
+            with st.spinner(f"Computing the {method.upper()} of {md(r.name)} (once; cached)..."):
+                projs.append(_data.projection_for(r, **params))
+    except Exception as exc:  # one run that cannot be projected is named, the others drawn
+        _ui.skipped(r, exc)
+        continue
+    drawn.append(r)
+runs = drawn
+if not runs:
+    st.stop()
 projs = _data.align(runs, projs)
 
 sampled = [(r, p) for r, p in zip(runs, projs, strict=True) if p.sampled]
 if sampled:
     st.info(
         "Large run(s): showing a stratified sample (classes keep their proportions) of "
-        + "; ".join(f"{p.n_shown:,} of {p.n_total:,} samples of {r.name}" for r, p in sampled)
+        + "; ".join(f"{p.n_shown:,} of {p.n_total:,} samples of {md(r.name)}" for r, p in sampled)
         + ".",
-        icon=":material/filter_alt:",
     )
 aligned = [p for p in projs if p.aligned_to]
 if len(projs) > 1:
     st.caption(
-        f"Runs are aligned onto **{projs[0].run}** (Procrustes on shared samples: "
-        + ", ".join(f"{p.run}: {p.n_common:,}" for p in aligned)
+        f"Runs are aligned onto **{md(projs[0].run)}** (Procrustes on shared samples: "
+        + ", ".join(f"{md(p.run)}: {p.n_common:,}" for p in aligned)
         + "), so the same face sits in a comparable place."
         if aligned
         else "The runs share too few samples to be aligned."
@@ -135,7 +143,7 @@ for i, rows in sorted(picked.items()):
     rows = rows[np.argsort(ann["correct"].to_numpy()[rows] != "wrong", kind="stable")]
     sel = ann.iloc[rows]
     more = f", first {MAX_FACES} shown (mistakes first)" if len(rows) > MAX_FACES else ""
-    st.markdown(f"**{run.name}**: {len(rows)} selected{more}")
+    st.markdown(f"**{md(run.name)}**: {len(rows)} selected{more}")
     shown = sel.iloc[:MAX_FACES]
     _ui.face_grid(
         run,

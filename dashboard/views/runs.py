@@ -3,6 +3,7 @@
 import streamlit as st
 
 from dashboard import _data, _ui
+from dashboard._safe import code_text, markdown_text
 from ferembed.metrics.catalog import title as metric_title
 from ferembed.runs import METRICS_FILE
 
@@ -13,11 +14,11 @@ entries = _data.scan_runs(root)
 bad = [e for e in entries if e.run is None]
 table = _data.runs_table(entries)
 st.caption(
-    f"{len(table)} run(s) under `{root}`. Click a column header to sort; choose the runs the "
-    "other pages show in the sidebar."
+    f"{len(table)} run(s) under {code_text(root)}. Click a column header to sort; choose the "
+    "runs the other pages show in the sidebar."
 )
 for e in bad:
-    st.warning(f"Malformed run `{e.rel}` skipped: {e.error}", icon=":material/warning:")
+    st.warning(f"Malformed run {code_text(e.rel)} skipped: {markdown_text(e.error)}")
 
 if table.empty:
     st.info("No runs found. Create one with `ferembed embed` or `ferembed import`.")
@@ -40,12 +41,12 @@ else:
         st.subheader("Missing metrics")
         st.write(
             f"{len(missing)} run(s) have no {METRICS_FILE} yet: "
-            + ", ".join(f"`{r.name}`" for r in missing)
+            + ", ".join(code_text(r.name) for r in missing)
         )
         if st.button(f"Compute metrics for {len(missing)} run(s)", key="compute_missing"):
             errors = _ui.compute_metrics(missing)
             for line in errors:
-                st.error(line)
+                st.error(markdown_text(line))
             if not errors:
                 st.rerun()
 
@@ -57,16 +58,18 @@ def _open_path() -> None:
         return
     try:
         entry = _data.load_entry(root, text)
-    except _data.OutsideRootError as exc:
-        st.session_state["open_msg"] = ("error", str(exc))
+    except _data.OutsideRootError as exc:  # also a path too long, a NUL byte, a symlink loop
+        st.session_state["open_msg"] = ("error", markdown_text(exc))
         return
     if entry.run is None:
-        st.session_state["open_msg"] = ("error", f"Cannot open `{text}`: {entry.error}")
+        shown = text if len(text) <= 80 else f"{text[:60]}..."
+        msg = f"Cannot open {code_text(shown)}: {markdown_text(entry.error)}"
+        st.session_state["open_msg"] = ("error", msg)
         return
     selected = _data.selected_rels()
     if entry.rel not in selected:
         st.session_state[_data.SELECTED_KEY] = [*selected, entry.rel]
-    st.session_state["open_msg"] = ("success", f"Added `{entry.rel}` to the selection.")
+    st.session_state["open_msg"] = ("success", f"Added {code_text(entry.rel)} to the selection.")
 
 
 st.subheader("Open a run by path")

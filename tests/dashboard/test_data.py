@@ -83,8 +83,8 @@ def test_launch_runs_streamlit_with_the_root(tmp_path, monkeypatch):
     seen = {}
 
     class FakePopen:
-        def __init__(self, cmd, env):
-            seen["cmd"], seen["env"] = cmd, env
+        def __init__(self, cmd, env, cwd=None):
+            seen["cmd"], seen["env"], seen["cwd"] = cmd, env, cwd
 
         def wait(self, timeout=None):
             return 0
@@ -94,3 +94,6 @@ def test_launch_runs_streamlit_with_the_root(tmp_path, monkeypatch):
     assert seen["cmd"][-1] == str(tmp_path.resolve())
     assert seen["env"]["FEREMBED_RUNS"] == str(tmp_path.resolve())
     assert os.fspath(APP) in seen["cmd"]
+    # Started in the repository: its .streamlit/config.toml applies, not one in the user's folder.
+    assert seen["cwd"] == APP.parent.parent
+    assert (APP.parent.parent / ".streamlit" / "config.toml").is_file()
