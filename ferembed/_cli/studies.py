@@ -37,6 +37,7 @@ def cmd_zoo(args) -> int:
         methods=args.methods,
         base=base,
         work=args.work,
+        overwrite=args.overwrite,
         progress=not args.quiet,
         command=command_line(),
     )
@@ -172,6 +173,12 @@ def add_study_commands(add) -> None:
         "--cards-only",
         action="store_true",
         help="no training: re-embed, re-evaluate and rewrite the cards of OUT",
+    )
+    sp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the METHOD.* checkpoints already in OUT (each once its new checkpoint is "
+        "trained and its card written)",
     )
 
     sp = add(
