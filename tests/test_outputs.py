@@ -66,6 +66,7 @@ def world(tmp_path_factory) -> Path:
     (w / "trained" / "best.json").write_text("{}")
     (w / "old.csv").write_text("keep me\n")
     (w / "old.json").write_text('{"keep": true}\n')
+    (w / "config.json").write_text('{"epochs": 1}\n')
     (w / "adir").mkdir()
     (w / "afile").write_text("a file\n")
     (w / "link").symlink_to(w / "runs" / "a")
@@ -163,6 +164,11 @@ CASES = [
     ("train --out inside a run", [*TRAIN, "--out", "{w}/runs/a/train"], ["inside the run"]),
     ("train --out with best.* but no train_state", [*TRAIN, "--out", "{w}/trained"],
      ["already holds checkpoints", "best.safetensors", "train_state.pt"]),
+    ("train --method pseudo_label --out with best.* but no record",
+     [*TRAIN, "--method", "pseudo_label", "--out", "{w}/trained"],
+     ["already holds checkpoints", "pseudo_labels.json"]),
+    ("train --out the --config file", [*TRAIN, "--config", "{w}/config.json", "--out", "{w}/config.json"],
+     ["the same path as --config"]),
     ("train --out a file", [*TRAIN, "--out", "{w}/afile"], ["is a file, not a folder"]),
     ("train --out the dataset root", [*TRAIN_DATA, "--out", "{w}/data"],
      ["the same path as --root"]),

@@ -105,14 +105,16 @@ Without --reference each face is searched against the rest of its own run (leave
 _EXPORT = """\
 Read the metrics.json of each RUN_DIR (a folder that is not a run stands for the runs under it)
 and write one file comparing them: a JSON document, a long CSV or Parquet table, a Markdown
-summary, or a self-contained HTML report with figures that opens offline."""
+summary, or a self-contained HTML report with figures that opens offline. --out is never
+inside a run directory; an existing file is replaced (atomically) only with --overwrite."""
 
 _COMPARE = """\
 Pair two runs by sample_id (the same faces embedded by two models) and print a paired
 comparison: correctness from each run's classifier head when both have logits (else a
 leave-one-out kNN vote), a McNemar test, paired bootstrap intervals of B - A for accuracy,
 per-class recall and F1 and geometry, the overlap of the two runs' kNN sets, and the faces whose
-prediction flipped. Reads the two runs; writes only the --out JSON."""
+prediction flipped. Reads the two runs; writes only the --out JSON (never inside a run; an
+existing file only with --overwrite)."""
 
 _INDEX = """\
 Read RUN's embeddings, build a FAISS index and save it in RUN/index/ (the .faiss file and a .json

@@ -88,7 +88,9 @@ Train every seed method (or --methods) with one backbone, data split, budget and
 each: copy the best checkpoint to OUT/METHOD.safetensors + OUT/METHOD.json, save the exact
 training config as OUT/METHOD.config.json (`ferembed train --config` on it reproduces the
 checkpoint), embed and evaluate the test split, and write the model card OUT/METHOD.md and the
-index OUT/README.md. Training runs live in --work and resume when interrupted."""
+index OUT/README.md. Training runs live in --work and resume when interrupted. A method's
+checkpoint already in OUT is replaced only with --overwrite, and only once the new one is
+trained and its card written."""
 
 _KFOLD = """\
 Subject-independent k-fold cross-validation (CK+): for each fold k, train on the other folds,

@@ -202,6 +202,7 @@ def check_fresh(
     resume: bool,
     overwrite: bool,
     inputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+    state: str = "train_state.pt",
 ) -> None:
     """Refuse an output directory that would clobber an input, a run or a previous training.
 
@@ -211,15 +212,17 @@ def check_fresh(
         overwrite: start afresh over a previous training in ``out``.
         inputs: ``(option, path)`` of what the training reads (the dataset root): ``out`` must
             not be one of them nor lie inside one.
+        state: the file a resume continues from (the pseudo-label loop's is its record,
+            ``pseudo_labels.json``).
 
     Raises:
         FerembedError: ``out`` is an input, inside one, a run directory or inside one.
-        ConfigError: ``out/train_state.pt`` exists and neither flag is set; or ``out`` holds
+        ConfigError: ``out/STATE`` exists and neither flag is set; or ``out`` holds
             checkpoints but no state to resume (a fresh start would replace them) and
             ``overwrite`` is not set.
     """
     check_output(out, inputs=inputs, kind="dir")
-    state_path = out / "train_state.pt"
+    state_path = out / state
     if state_path.exists():
         if not (resume or overwrite):
             raise ConfigError(
