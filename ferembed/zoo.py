@@ -40,6 +40,8 @@ def train_zoo(
     A method's files in ``out`` (``METHOD.safetensors``, ``.json``, ``.config.json``, ``.md``,
     ``.card.json``) are replaced only with ``overwrite``, and then only once the new checkpoint's
     card is complete: they are staged in a temporary folder of ``out`` and moved in together.
+    ``overwrite`` also lets a training folder of ``work`` that holds checkpoints but no state to
+    resume start afresh.
 
     Raises:
         FerembedError: an unknown method; ``out`` an input, inside one or inside a run; a
@@ -77,7 +79,11 @@ def train_zoo(
         )
         cfg_path = out / f"{name}.config.json"
         result = train(
-            cfg, progress=progress, resume=True, command=f"ferembed train --config {cfg_path}"
+            cfg,
+            progress=progress,
+            resume=True,
+            overwrite=overwrite,
+            command=f"ferembed train --config {cfg_path}",
         )
         staged = _io.make_temp_dir(out, f".{name}.")
         try:
