@@ -94,7 +94,10 @@ def train_zoo(
             if record.exists():
                 shutil.copyfile(record, staged / f"{name}.pseudo_labels.json")
             opts = dict(dataset=dataset, root=root, test_split=test_split, work=work)
-            rows.append(_card(name, staged, out, progress=progress, command=command, **opts))
+            # Embedded from the training folder (same bytes as the staged copy, and a path the
+            # test run's run.json can keep naming once the staging folder is gone).
+            opts.update(checkpoint=result.best_checkpoint, progress=progress, command=command)
+            rows.append(_card(name, staged, out, **opts))
             _ship(name, staged, out)
         finally:
             shutil.rmtree(staged, ignore_errors=True)
@@ -134,7 +137,7 @@ def write_card(
 
     out = check_output(out, inputs=[("--root", root)], kind="dir")
     opts = dict(dataset=dataset, root=root, test_split=test_split, work=work, progress=progress)
-    row = _card(name, out, out, command=command, **opts)
+    row = _card(name, out, out, checkpoint=out / f"{name}.json", command=command, **opts)
     _write_index(out, dataset)
     return row
 
@@ -144,6 +147,7 @@ def _card(
     folder: Path,
     out: Path,
     *,
+    checkpoint: Path,
     dataset: str,
     root: str | None,
     test_split: str,
@@ -151,13 +155,14 @@ def _card(
     progress: bool,
     command: str,
 ) -> dict[str, Any]:
-    """The card of the checkpoint ``folder/<name>.json``: embed, evaluate, write
-    ``folder/<name>.md`` and ``.card.json``; ``out`` is where it ships (named on the card)."""
+    """The card of the checkpoint ``folder/<name>.json`` (embedded from ``checkpoint``, the same
+    file or a copy of it): embed, evaluate, write ``folder/<name>.md`` and ``.card.json``;
+    ``out`` is where it ships (named on the card)."""
     from ferembed.runs import embed_and_evaluate
 
     work = Path(work) if work else Path(".cache") / "zoo" / dataset
     metrics = embed_and_evaluate(
-        folder / f"{name}.json",
+        checkpoint,
         dataset=dataset,
         root=root,
         split=test_split,

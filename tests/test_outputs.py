@@ -338,3 +338,22 @@ def test_zoo_replaces_a_checkpoint_only_once_its_card_is_complete(tmp_path, monk
                      "softmax.md", "softmax.safetensors"]  # fmt: skip
     shipped = (SHIPPED / "softmax.safetensors").read_bytes()
     assert (out / "softmax.safetensors").read_bytes() == shipped
+
+
+@pytest.mark.slow
+def test_zoo_overwrite_ships_the_new_checkpoint_and_its_card(tmp_path, capsys):
+    out = tmp_path / "ck"
+    out.mkdir()
+    for suffix in (".safetensors", ".json"):
+        (out / f"softmax{suffix}").write_bytes(b"the 89% checkpoint")
+    argv = [*ZOO, "--epochs", "1", "--max-train-samples", "64", "--device", "cpu"]
+    argv += ["--out", str(out), "--work", str(tmp_path / "work")]
+    assert main(argv) == 2 and "already holds" in capsys.readouterr().err
+    assert main([*argv, "--overwrite"]) == 0
+    trained = tmp_path / "work" / "softmax" / "best.safetensors"
+    assert (out / "softmax.safetensors").read_bytes() == trained.read_bytes()
+    card = json.loads((out / "softmax.card.json").read_text())
+    assert card["method"] == "softmax" and (out / "softmax.md").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging left
+    run = json.loads((tmp_path / "work" / "run-test" / "softmax" / "run.json").read_text())
+    assert Path(run["model"]["checkpoint"]).is_file()  # the test run names a file that exists
