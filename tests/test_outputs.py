@@ -50,6 +50,8 @@ def world(tmp_path_factory) -> Path:
     for name, seed in (("a", 0), ("b", 1)):
         _import_run(w, name, seed)
         assert main(["evaluate", str(w / "runs" / name), "--include", "retrieval"]) == 0
+    paths = [f"{c}/{i % 4}.png" for i, c in enumerate(CLASSES * 8)]  # rows of l.csv's order
+    pd.DataFrame({"label": list(CLASSES) * 8, "path": paths}).to_csv(w / "in" / "lp.csv", index=False)
     rng = np.random.default_rng(2)
     for c in CLASSES:
         (w / "data" / c).mkdir(parents=True)
@@ -100,6 +102,8 @@ EXPORT = ["export", "{w}/runs/a", "--format", "csv"]
 COMPARE = ["compare", "{w}/runs/a", "{w}/runs/b"]
 LEAKAGE = ["leakage", "{w}/runs/a", "{w}/runs/b"]
 IMPORT = ["import", "--embeddings", "{w}/in/a.npy", "--labels", "{w}/in/l.csv"]
+IMAGES = ["import", "--embeddings", "{w}/in/a.npy", "--labels", "{w}/in/lp.csv", "--images",
+          "{w}/data"]  # fmt: skip
 EMBED = ["embed", "--checkpoint", "{w}/ck/softmax.safetensors", "--quiet", "--device", "cpu"]
 FOLDER = [*EMBED, "--dataset", "imagefolder", "--root", "{w}/data", "--split", "all"]
 ONNX = ["embed", "--model", "onnx:{w}/model/m.onnx", "--dataset", "synthfer", "--quiet"]
@@ -122,6 +126,7 @@ CASES = [
      ["inside the run"]),
     ("export over an existing file", [*EXPORT, "--out", "{w}/old.csv"],
      ["already exists", "--overwrite"]),
+    ("export to an empty path", [*EXPORT, "--out", ""], ["--out: empty path"]),
     ("export onto a folder", [*EXPORT, "--out", "{w}/adir"], ["adir: Is a directory"]),
     ("export below a file", [*EXPORT, "--out", "{w}/afile/x.csv"], ["afile is a file"]),
     ("compare over a run's embeddings", [*COMPARE, "--out", "{w}/runs/b/embeddings.npy"],
@@ -138,10 +143,8 @@ CASES = [
      ["the same path as --embeddings"]),
     ("import --out the inputs' folder", [*IMPORT, "--out", "{w}/in", "--overwrite"],
      ["holds --embeddings", "an output must never replace an input"]),
-    ("import --out inside --images", [*IMPORT, "--images", "{w}/data", "--out", "{w}/data/run"],
-     ["inside --images"]),
-    ("import --out the --images folder",
-     [*IMPORT, "--images", "{w}/data", "--out", "{w}/data", "--overwrite"],
+    ("import --out inside --images", [*IMAGES, "--out", "{w}/data/run"], ["inside --images"]),
+    ("import --out the --images folder", [*IMAGES, "--out", "{w}/data", "--overwrite"],
      ["the same path as --images"]),
     ("import --out inside a run", [*IMPORT, "--out", "{w}/runs/a/sub"], ["inside the run"]),
     ("import --out a folder of runs", [*IMPORT, "--out", "{w}/runs", "--overwrite"],
