@@ -51,7 +51,9 @@ def world(tmp_path_factory) -> Path:
         _import_run(w, name, seed)
         assert main(["evaluate", str(w / "runs" / name), "--include", "retrieval"]) == 0
     paths = [f"{c}/{i % 4}.png" for i, c in enumerate(CLASSES * 8)]  # rows of l.csv's order
-    pd.DataFrame({"label": list(CLASSES) * 8, "path": paths}).to_csv(w / "in" / "lp.csv", index=False)
+    pd.DataFrame({"label": list(CLASSES) * 8, "path": paths}).to_csv(
+        w / "in" / "lp.csv", index=False
+    )
     rng = np.random.default_rng(2)
     for c in CLASSES:
         (w / "data" / c).mkdir(parents=True)
