@@ -25,7 +25,7 @@ from ferembed.runs._files import RUN_FILE
 
 #: What an output is: one file written atomically, a run directory written (and replaced) whole
 #: by ``write_run``, or a folder of results that a command adds named files to.
-KINDS = ("file", "run", "dir")
+OUTPUT_KINDS = ("file", "run", "dir")
 
 _SAME = "an output must never replace an input"
 
@@ -62,7 +62,7 @@ def check_output(
         flag: the option that gave it, for the message (``--out``, ``--runs``).
         inputs: ``(option, path)`` of every path the command reads; ``None`` paths are skipped.
         overwrite: an existing output may be replaced (atomically, by the caller).
-        kind: one of :data:`KINDS`: ``"file"``, ``"run"`` or ``"dir"``.
+        kind: one of :data:`OUTPUT_KINDS`: ``"file"``, ``"run"`` or ``"dir"``.
 
     Returns:
         ``Path(out)``.
@@ -70,8 +70,8 @@ def check_output(
     Raises:
         FerembedError: one line naming ``flag``, ``out`` and the path it collides with.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if kind not in OUTPUT_KINDS:
+        raise ValueError(f"kind must be one of {OUTPUT_KINDS}, got {kind!r}")
     shown = Path(out)
     if not os.fspath(out):
         raise FerembedError(f"{flag}: empty path")
@@ -125,6 +125,8 @@ def _check_existing(shown: Path, target: Path, flag: str, overwrite: bool, kind:
     if kind == "dir":
         if not target.is_dir():
             raise FerembedError(f"{flag} {shown}: is a file, not a folder")
+        if not os.access(target, os.W_OK | os.X_OK):  # results are added inside it
+            raise FerembedError(f"{flag} {shown}: cannot write in it (permission denied)")
         return
     if kind == "file" and target.is_dir():
         raise FerembedError(f"{flag} {shown}: Is a directory")
