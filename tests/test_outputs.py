@@ -50,16 +50,18 @@ def world(tmp_path_factory) -> Path:
     for name, seed in (("a", 0), ("b", 1)):
         _import_run(w, name, seed)
         assert main(["evaluate", str(w / "runs" / name), "--include", "retrieval"]) == 0
-    paths = [f"{c}/{i % 4}.png" for i, c in enumerate(CLASSES * 8)]  # rows of l.csv's order
+    # CK+ names (subject S00k) in class folders: an imagefolder and a CK+ root at once.
+    names = [f"S{k + 1:03d}_001_00000001.png" for k in range(4)]
+    paths = [f"{c}/{names[i % 4]}" for i, c in enumerate(CLASSES * 8)]  # l.csv's row order
     pd.DataFrame({"label": list(CLASSES) * 8, "path": paths}).to_csv(
         w / "in" / "lp.csv", index=False
     )
     rng = np.random.default_rng(2)
     for c in CLASSES:
         (w / "data" / c).mkdir(parents=True)
-        for i in range(4):
+        for name in names:
             pixels = rng.integers(0, 256, size=(48, 48), dtype=np.uint8)
-            Image.fromarray(pixels).save(w / "data" / c / f"{i}.png")
+            Image.fromarray(pixels).save(w / "data" / c / name)
     (w / "ck").mkdir()
     for suffix in (".safetensors", ".json"):
         shutil.copyfile(SHIPPED / f"softmax{suffix}", w / "ck" / f"softmax{suffix}")
@@ -113,7 +115,8 @@ TRAIN = ["train", "--dataset", "synthfer", "--epochs", "1", "--quiet"]
 TRAIN_DATA = ["train", "--dataset", "imagefolder", "--root", "{w}/data", "--split", "all"]
 TRAIN_DATA += ["--val-split", "none", "--epochs", "1", "--quiet"]
 ZOO = ["zoo", "--dataset", "synthfer", "--methods", "softmax", "--quiet"]
-KFOLD = ["kfold", "--dataset", "ckplus", "--root", "{w}/data", "--folds", "0", "--quiet"]
+KFOLD = ["kfold", "--dataset", "ckplus", "--root", "{w}/data", "--num-folds", "2", "--folds", "0"]
+KFOLD += ["--quiet"]
 DEMO = ["demo", "--no-dashboard", "--checkpoints", "{w}/ck"]
 
 #: (case, argv, fragments of the one-line error). Every case must exit 2 and change nothing.
