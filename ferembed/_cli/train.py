@@ -35,8 +35,13 @@ def cmd_train(args) -> int:
     # that a fresh start would replace (the pseudo-label loop resumes from its record).
     state = "pseudo_labels.json" if config.method == "pseudo_label" else "train_state.pt"
     inputs = [("--root", config.root), ("--config", args.config)]
-    check_fresh(Path(config.out), resume=args.resume, overwrite=args.overwrite, inputs=inputs,
-                state=state)  # fmt: skip
+    check_fresh(
+        Path(config.out),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        inputs=inputs,
+        state=state,
+    )
     result = train(
         config,
         resume=args.resume,
