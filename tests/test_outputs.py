@@ -51,15 +51,16 @@ def world(tmp_path_factory) -> Path:
         _import_run(w, name, seed)
         assert main(["evaluate", str(w / "runs" / name), "--include", "retrieval"]) == 0
     # CK+ names (subject S00k) in class folders: an imagefolder and a CK+ root at once.
-    names = [f"S{k + 1:03d}_001_00000001.png" for k in range(4)]
-    paths = [f"{c}/{names[i % 4]}" for i, c in enumerate(CLASSES * 8)]  # l.csv's row order
+    names = {c: [f"S{k + 1:03d}_00{j + 1}_00000001.png" for k in range(4)]
+             for j, c in enumerate(CLASSES)}  # fmt: skip
+    paths = [f"{c}/{names[c][i % 4]}" for i, c in enumerate(CLASSES * 8)]  # l.csv's row order
     pd.DataFrame({"label": list(CLASSES) * 8, "path": paths}).to_csv(
         w / "in" / "lp.csv", index=False
     )
     rng = np.random.default_rng(2)
     for c in CLASSES:
         (w / "data" / c).mkdir(parents=True)
-        for name in names:
+        for name in names[c]:
             pixels = rng.integers(0, 256, size=(48, 48), dtype=np.uint8)
             Image.fromarray(pixels).save(w / "data" / c / name)
     (w / "ck").mkdir()
