@@ -226,15 +226,15 @@ def check_fresh(
     if state_path.exists():
         if not (resume or overwrite):
             raise ConfigError(
-                f"{out} already holds a training run ({state_path.name}); resume it or choose "
-                f"another output directory (or overwrite)"
+                f"--out {out}: already holds a training run ({state_path.name}); resume it or "
+                "choose another output directory (or overwrite)"
             )
         return
     held = [p.name for stem in ("best", "last") for p in checkpoint_paths(out / stem) if p.exists()]
     if held and not overwrite:
         raise ConfigError(
-            f"{out} already holds checkpoints ({', '.join(held)}) but no {state_path.name} to "
-            "resume from; choose another output directory (or overwrite)"
+            f"--out {out}: already holds checkpoints ({', '.join(held)}) but no "
+            f"{state_path.name} to resume from; choose another output directory (or overwrite)"
         )
 
 
