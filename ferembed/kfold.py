@@ -56,9 +56,11 @@ def train_kfold(
     Raises:
         ConfigError: a validation split (it would select epochs on held-out data) or a fold out
             of range.
+        FerembedError: ``out`` is the dataset root, inside it, a file, or inside a run.
     """
     from ferembed.models.checkpoint import load_sidecar
     from ferembed.runs import embed_and_evaluate
+    from ferembed.runs._outputs import check_output
     from ferembed.training import apply_overrides, train
 
     if config.val_split is not None:
@@ -73,7 +75,7 @@ def train_kfold(
         raise ConfigError(f"folds {bad} out of range [0, {num_folds - 1}]")
     if len(set(folds)) != len(folds):
         raise ConfigError(f"folds {folds} repeat a fold (each held-out fold counts once)")
-    out = Path(out)
+    out = check_output(out, inputs=[("--root", config.root)], kind="dir")
     rows: list[dict[str, Any]] = []
     pooled: np.ndarray | None = None
     class_names: list[str] = []

@@ -11,6 +11,7 @@ the test split, evaluates it, and writes a model card ``OUT/<method>.md`` and an
 from __future__ import annotations
 
 import json
+import os
 import platform
 import shutil
 from pathlib import Path
@@ -30,17 +31,38 @@ def train_zoo(
     base: dict[str, Any] | None = None,
     work: str | Path | None = None,
     test_split: str = "test",
+    overwrite: bool = False,
     progress: bool = True,
     command: str = "",
 ) -> list[dict[str, Any]]:
-    """Train, ship and card each method; returns one summary row per method."""
+    """Train, ship and card each method; returns one summary row per method.
+
+    A method's files in ``out`` (``METHOD.safetensors``, ``.json``, ``.config.json``, ``.md``,
+    ``.card.json``) are replaced only with ``overwrite``, and then only once the new checkpoint's
+    card is complete: they are staged in a temporary folder of ``out`` and moved in together.
+    ``overwrite`` also lets a training folder of ``work`` that holds checkpoints but no state to
+    resume start afresh.
+
+    Raises:
+        FerembedError: an unknown method; ``out`` an input, inside one or inside a run; a
+            method's checkpoint already in ``out`` without ``overwrite`` (checked before any
+            training).
+    """
+    from ferembed.models.checkpoint import checkpoint_paths
+    from ferembed.runs._outputs import check_output
     from ferembed.training import TrainConfig, apply_overrides, save_config, train
 
     methods = methods or list(METHODS)
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise FerembedError(f"unknown method(s) {unknown}; known: {list(METHODS)}")
-    out = Path(out)
+    out = check_output(out, inputs=[("--root", root)], kind="dir")
+    shipped = [p.name for m in methods for p in checkpoint_paths(out / m) if p.exists()]
+    if shipped and not overwrite:
+        raise FerembedError(
+            f"--out {out}: already holds {', '.join(shipped)} (use --overwrite to replace them "
+            "once the new checkpoints are trained and carded)"
+        )
     work = Path(work) if work else Path(".cache") / "zoo" / dataset
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -56,31 +78,43 @@ def train_zoo(
             },
         )
         cfg_path = out / f"{name}.config.json"
-        save_config(cfg, cfg_path)
         result = train(
-            cfg, progress=progress, resume=True, command=f"ferembed train --config {cfg_path}"
+            cfg,
+            progress=progress,
+            resume=True,
+            overwrite=overwrite,
+            command=f"ferembed train --config {cfg_path}",
         )
-        for suffix in (".safetensors", ".json"):
-            src = result.best_checkpoint.with_suffix(suffix)
-            with _io.atomic_path(out / f"{name}{suffix}") as tmp:
-                shutil.copyfile(src, tmp)
-        record = Path(cfg.out) / "pseudo_labels.json"  # the pseudo-label loop's per-round record
-        if record.exists():
-            with _io.atomic_path(out / f"{name}.pseudo_labels.json") as tmp:
-                shutil.copyfile(record, tmp)
-        rows.append(
-            write_card(
-                name,
-                out,
-                dataset=dataset,
-                root=root,
-                test_split=test_split,
-                work=work,
-                progress=progress,
-                command=command,
-            )
-        )
+        staged = _io.make_temp_dir(out, f".{name}.")
+        try:
+            save_config(cfg, staged / cfg_path.name)
+            for src in checkpoint_paths(result.best_checkpoint):
+                shutil.copyfile(src, staged / f"{name}{src.suffix}")
+            record = Path(cfg.out) / "pseudo_labels.json"  # the pseudo-label loop's record
+            if record.exists():
+                shutil.copyfile(record, staged / f"{name}.pseudo_labels.json")
+            opts = dict(dataset=dataset, root=root, test_split=test_split, work=work)
+            # Embedded from the training folder (same bytes as the staged copy, and a path the
+            # test run's run.json can keep naming once the staging folder is gone).
+            opts.update(checkpoint=result.best_checkpoint, progress=progress, command=command)
+            rows.append(_card(name, staged, out, **opts))
+            _ship(name, staged, out)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
+        _write_index(out, dataset)
     return rows
+
+
+def _ship(name: str, staged: Path, out: Path) -> None:
+    """Move a method's staged files into ``out`` (weights first, the card last) and remove its
+    files that the new set lacks (a pseudo-label record of an older method)."""
+    order = [".safetensors", ".json", ".config.json", ".pseudo_labels.json", ".md", ".card.json"]
+    for suffix in order:
+        src = staged / f"{name}{suffix}"
+        if src.exists():
+            os.replace(src, out / src.name)
+        elif suffix == ".pseudo_labels.json":
+            (out / src.name).unlink(missing_ok=True)
 
 
 def write_card(
@@ -99,12 +133,36 @@ def write_card(
     Everything on the card comes from the checkpoint's sidecar and this fresh evaluation, so
     running it again on a shipped checkpoint checks the card.
     """
+    from ferembed.runs._outputs import check_output
+
+    out = check_output(out, inputs=[("--root", root)], kind="dir")
+    opts = dict(dataset=dataset, root=root, test_split=test_split, work=work, progress=progress)
+    row = _card(name, out, out, checkpoint=out / f"{name}.json", command=command, **opts)
+    _write_index(out, dataset)
+    return row
+
+
+def _card(
+    name: str,
+    folder: Path,
+    out: Path,
+    *,
+    checkpoint: Path,
+    dataset: str,
+    root: str | None,
+    test_split: str,
+    work: str | Path | None,
+    progress: bool,
+    command: str,
+) -> dict[str, Any]:
+    """The card of the checkpoint ``folder/<name>.json`` (embedded from ``checkpoint``, the same
+    file or a copy of it): embed, evaluate, write ``folder/<name>.md`` and ``.card.json``;
+    ``out`` is where it ships (named on the card)."""
     from ferembed.runs import embed_and_evaluate
 
-    out = Path(out)
     work = Path(work) if work else Path(".cache") / "zoo" / dataset
     metrics = embed_and_evaluate(
-        out / f"{name}.json",
+        checkpoint,
         dataset=dataset,
         root=root,
         split=test_split,
@@ -116,7 +174,7 @@ def write_card(
     previous = out / f"{name}.card.json"
     if not command and previous.exists():  # a card rewrite keeps the training command
         command = json.loads(previous.read_text()).get("command", "")
-    sidecar = json.loads((out / f"{name}.json").read_text())
+    sidecar = json.loads((folder / f"{name}.json").read_text())
     data = sidecar.get("data", {})
     head = (metrics.get("classification") or {}).get("head") or {}
     head_ci = head.get("ci") or {}
@@ -144,7 +202,7 @@ def write_card(
             key: (metrics.get("ci") or {}).get(key)
             for key in ("compactness", "class_separation", "fisher_ratio")
         },
-        "size_mb": round((out / f"{name}.safetensors").stat().st_size / 2**20, 2),
+        "size_mb": round((folder / f"{name}.safetensors").stat().st_size / 2**20, 2),
         "num_params": sidecar.get("num_params"),
         "command": command,
     }
@@ -193,7 +251,7 @@ def write_card(
         f"--out {out.as_posix()} --cards-only",
         "```",
     ]
-    if (out / f"{name}.pseudo_labels.json").exists():
+    if (folder / f"{name}.pseudo_labels.json").exists():
         lines += [
             "",
             f"The pseudo-label loop's per-round record (pseudo-labels kept, their accuracy against "
@@ -201,9 +259,8 @@ def write_card(
         ]
     if command:
         lines += ["", "The whole zoo was trained with:", "", "```", command, "```"]
-    _io.write_text(out / f"{name}.md", "\n".join(lines) + "\n")
-    _io.write_json(out / f"{name}.card.json", row)
-    _write_index(out, dataset)
+    _io.write_text(folder / f"{name}.md", "\n".join(lines) + "\n")
+    _io.write_json(folder / f"{name}.card.json", row)
     return row
 
 

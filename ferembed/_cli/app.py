@@ -19,7 +19,10 @@ def cmd_dashboard(args) -> int:
 
 def cmd_demo(args) -> int:
     from ferembed.demo import run_demo
+    from ferembed.runs._outputs import check_output
 
+    inputs = [("--checkpoints", args.checkpoints), ("--fer2013", args.fer2013)]
+    check_output(args.runs, flag="--runs", inputs=inputs, kind="dir")
     return run_demo(
         runs=Path(args.runs),
         fer2013=args.fer2013,

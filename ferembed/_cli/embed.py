@@ -58,8 +58,12 @@ def cmd_embed(args) -> int:
 
 
 def cmd_import(args) -> int:
+    from ferembed.runs._outputs import check_output
     from ferembed.runs.importer import import_embeddings
 
+    # --out is replaced whole with --overwrite: it must hold none of the inputs.
+    inputs = [(f"--{k}", getattr(args, k)) for k in ("embeddings", "labels", "logits", "images")]
+    check_output(args.out, inputs=inputs, overwrite=args.overwrite, kind="run")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = import_embeddings(
         args.embeddings,
@@ -135,7 +139,7 @@ def add_embed_commands(add) -> None:
     sp.add_argument("--std", help="after the mean, one value or one per channel (default 1)")
     sp.add_argument("--classes", help="comma-separated classes in the order of the logits")
     _dataset_args(sp)
-    sp.add_argument("--out", required=True, help="run directory to write (must not exist)")
+    sp.add_argument("--out", required=True, help=_OUT_HELP)
     sp.add_argument(
         "--batch-size",
         type=int_at_least(1),
@@ -164,8 +168,14 @@ def add_embed_commands(add) -> None:
         help="folder the CSV's path/image column is relative to (default: the CSV's folder); "
         "each row's face becomes a thumbnail",
     )
-    sp.add_argument("--out", required=True, help="run directory to write (must not exist)")
+    sp.add_argument("--out", required=True, help=_OUT_HELP)
     _run_options(sp)
+
+
+_OUT_HELP = (
+    "run directory to write (must not exist; never an input, a folder holding one, or a place "
+    "inside a run)"
+)
 
 
 def _run_options(sp) -> None:

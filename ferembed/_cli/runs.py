@@ -25,7 +25,13 @@ def cmd_evaluate(args) -> int:
 def cmd_export(args) -> int:
     from ferembed.export import export
 
-    path = export(args.runs, format=args.format, out=args.out, evaluate=args.evaluate)
+    path = export(
+        args.runs,
+        format=args.format,
+        out=args.out,
+        evaluate=args.evaluate,
+        overwrite=args.overwrite,
+    )
     print(f"wrote {path}")
     return 0
 
@@ -33,6 +39,11 @@ def cmd_export(args) -> int:
 def cmd_compare(args) -> int:
     from ferembed.runs import compare_runs, format_comparison, load_run
 
+    if args.out:  # refused before the (long) comparison, never after it
+        from ferembed.runs._outputs import check_output
+
+        inputs = [("RUN_A", args.run_a), *(("RUN_B", b) for b in args.run_b)]
+        check_output(args.out, inputs=inputs, overwrite=args.overwrite)
     if len(args.run_b) > 1:
         from ferembed.runs.compare import compare_many, format_comparisons
 
@@ -102,7 +113,8 @@ Without --reference each face is searched against the rest of its own run (leave
 _EXPORT = """\
 Read the metrics.json of each RUN_DIR (a folder that is not a run stands for the runs under it)
 and write one file comparing them: a JSON document, a long CSV or Parquet table, a Markdown
-summary, or a self-contained HTML report with figures that opens offline."""
+summary, or a self-contained HTML report with figures that opens offline. --out is never
+inside a run directory; an existing file is replaced (atomically) only with --overwrite."""
 
 _COMPARE = """\
 Pair two runs by sample_id (the same faces embedded by two models) and print a paired
@@ -111,7 +123,7 @@ leave-one-out kNN vote), a McNemar test, paired bootstrap intervals of B - A for
 per-class recall and F1 and geometry, the overlap of the two runs' kNN sets, and the faces whose
 prediction flipped. With several RUN_B, each is compared with the baseline RUN_A and a table
 prints the accuracy differences with the raw and the Holm-adjusted McNemar p-values. Reads the
-runs; writes only the --out JSON."""
+runs; writes only the --out JSON (never inside a run; an existing file only with --overwrite)."""
 
 _INDEX = """\
 Read RUN's embeddings, build a FAISS index and save it in RUN/index/ (the .faiss file and a .json
@@ -179,7 +191,13 @@ def add_run_commands(add) -> None:
         metavar="FORMAT",
         help="output format: %(choices)s",
     )
-    sp.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    sp.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the file to write (never inside a run directory)",
+    )
+    _overwrite_option(sp)
     sp.add_argument(
         "--evaluate",
         action="store_true",
@@ -215,7 +233,12 @@ def add_run_commands(add) -> None:
         default=10,
         help="neighbours for the kNN vote and the kNN-set overlap (>= 1; default %(default)s)",
     )
-    sp.add_argument("--out", metavar="FILE", help="also write the full comparison as JSON")
+    sp.add_argument(
+        "--out",
+        metavar="FILE",
+        help="also write the full comparison as JSON (never inside a run directory)",
+    )
+    _overwrite_option(sp)
 
     sp = add(
         "index",
@@ -263,7 +286,10 @@ def _add_leakage_command(add) -> None:
     )
     sp.add_argument("run_a", help="run whose samples are checked (e.g. test)")
     sp.add_argument("run_b", help="run searched for their near-duplicates (e.g. train)")
-    sp.add_argument("--out", help="write every pair as CSV (both ids, paths and distances)")
+    sp.add_argument(
+        "--out",
+        help="write every pair as CSV (both ids, paths and distances; never inside a run)",
+    )
     sp.add_argument(
         "--max-hamming", type=int_at_least(0), help="pHash radius in bits, 0-64 (default: 6)"
     )
@@ -272,4 +298,13 @@ def _add_leakage_command(add) -> None:
         type=float_above(0),
         help="also require embedding distance <= this (default: no limit)",
     )
-    sp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    _overwrite_option(sp)
+
+
+def _overwrite_option(sp) -> None:
+    sp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file (atomically: the old one stays until the new is "
+        "complete)",
+    )

@@ -37,6 +37,7 @@ def cmd_zoo(args) -> int:
         methods=args.methods,
         base=base,
         work=args.work,
+        overwrite=args.overwrite,
         progress=not args.quiet,
         command=command_line(),
     )
@@ -87,7 +88,9 @@ Train every seed method (or --methods) with one backbone, data split, budget and
 each: copy the best checkpoint to OUT/METHOD.safetensors + OUT/METHOD.json, save the exact
 training config as OUT/METHOD.config.json (`ferembed train --config` on it reproduces the
 checkpoint), embed and evaluate the test split, and write the model card OUT/METHOD.md and the
-index OUT/README.md. Training runs live in --work and resume when interrupted."""
+index OUT/README.md. Training runs live in --work and resume when interrupted. A method's
+checkpoint already in OUT is replaced only with --overwrite, and only once the new one is
+trained and its card written."""
 
 _KFOLD = """\
 Subject-independent k-fold cross-validation (CK+): for each fold k, train on the other folds,
@@ -172,6 +175,12 @@ def add_study_commands(add) -> None:
         "--cards-only",
         action="store_true",
         help="no training: re-embed, re-evaluate and rewrite the cards of OUT",
+    )
+    sp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the METHOD.* checkpoints already in OUT (each once its new checkpoint is "
+        "trained and its card written)",
     )
 
     sp = add(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ferembed._cli.args import DEVICE_HELP, int_at_least
 from ferembed._cli.args import command_line as _command_line
@@ -11,6 +12,7 @@ from ferembed._cli.args import kv_pairs as _kv
 
 def cmd_train(args) -> int:
     from ferembed.training import TrainConfig, apply_overrides, load_config, train
+    from ferembed.training.loop import check_fresh
     from ferembed.training.methods import SEED_METHODS, method_overrides
 
     config = load_config(args.config) if args.config else TrainConfig()
@@ -29,6 +31,17 @@ def cmd_train(args) -> int:
         }
     overrides.update(_kv(args.set, "--set"))
     config = apply_overrides(config, overrides)
+    # Refused before the data is read: an --out that is an input, a run, or holds checkpoints
+    # that a fresh start would replace (the pseudo-label loop resumes from its record).
+    state = "pseudo_labels.json" if config.method == "pseudo_label" else "train_state.pt"
+    inputs = [("--root", config.root), ("--config", args.config)]
+    check_fresh(
+        Path(config.out),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        inputs=inputs,
+        state=state,
+    )
     result = train(
         config,
         resume=args.resume,

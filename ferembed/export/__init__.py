@@ -16,6 +16,8 @@ import pandas as pd
 from ferembed import _io
 from ferembed.export.report import render_html, render_markdown
 from ferembed.export.tables import collect_metrics, load_metrics, read_runs, tables
+from ferembed.runs._outputs import check_output
+from ferembed.runs.format import is_run_dir
 
 __all__ = ["FORMATS", "EXPORT_SCHEMA", "collect_metrics", "export", "load_metrics"]
 
@@ -39,6 +41,7 @@ def export(
     out: str | os.PathLike,
     evaluate: bool = False,
     table: str = "long",
+    overwrite: bool = False,
 ) -> Path:
     """Write a comparison of many runs to one file, atomically.
 
@@ -55,20 +58,27 @@ def export(
         evaluate: compute a missing metrics.json with ``ferembed.runs.evaluate_run``
             instead of failing.
         table: ``"long"`` or ``"wide"`` for csv/parquet.
+        overwrite: replace an existing ``out`` (atomically). ``out`` is never a run's file nor
+            one of ``run_dirs``, whatever this says.
 
     Returns:
         The written path.
 
     Raises:
         ValueError: unknown format or table.
-        FerembedError: a run without (or with a bad) metrics.json.
+        FerembedError: a run without (or with a bad) metrics.json; an ``out`` that exists
+            (without ``overwrite``), is a directory, or lies inside a run or one of ``run_dirs``.
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     if table not in ("long", "wide"):
         raise ValueError(f"table must be 'long' or 'wide', got {table!r}")
-    out = Path(out)
-    runs = read_runs(run_dirs, evaluate=evaluate)
+    given = [run_dirs] if isinstance(run_dirs, (str, os.PathLike)) else list(run_dirs)
+    # Before reading (or evaluating) anything: the export never lands on an input or in a run
+    # (a report inside a folder of runs, beside them, is fine).
+    inputs = [("RUN_DIR", d) for d in given if is_run_dir(d)]
+    out = check_output(out, inputs=inputs, overwrite=overwrite)
+    runs = read_runs(given, evaluate=evaluate)
     long_df, wide_df = tables(runs)
     chosen = long_df if table == "long" else wide_df
     if format == "json":

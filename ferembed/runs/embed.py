@@ -18,6 +18,7 @@ import numpy as np
 from ferembed.data import create_dataset, map_labels
 from ferembed.data.subset import SubsetDataset
 from ferembed.errors import DataError
+from ferembed.runs._outputs import check_output
 from ferembed.runs.format import make_samples, write_run
 from ferembed.runs.log import images_to_thumbs
 
@@ -206,11 +207,15 @@ def embed_checkpoint(
     """
     from ferembed._device import resolve_device
     from ferembed.models import load_checkpoint
+    from ferembed.models.checkpoint import checkpoint_paths
     from ferembed.models.external import ExternalModel, Preprocess
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: already exists (use --overwrite to replace it)")
+    out = check_output(
+        out,
+        inputs=[("--checkpoint", c) for c in checkpoint_paths(checkpoint)] + [("--root", root)],
+        overwrite=overwrite,
+        kind="run",
+    )
     model, card = load_checkpoint(checkpoint)
     input_cfg = dict(card.get("input", {}))
     size = int(input_cfg.get("size", 48))
@@ -292,9 +297,12 @@ def embed_model(
     from ferembed._device import resolve_device
     from ferembed.models.external import Preprocess, load_external_model
 
-    out = Path(out)
-    if out.exists() and not overwrite:
-        raise DataError(f"{out}: already exists (use --overwrite to replace it)")
+    out = check_output(
+        out,
+        inputs=[("--model", _spec_path(spec)), ("--weights", weights), ("--root", root)],
+        overwrite=overwrite,
+        kind="run",
+    )
     preprocess = preprocess or Preprocess()
     dev = str(resolve_device(device))
     model = load_external_model(
@@ -334,3 +342,13 @@ def embed_model(
         command=command,
         who="model",
     )
+
+
+def _spec_path(spec: str) -> str | None:
+    """The file a ``--model`` SPEC reads (``python:PATH.py:FUNC``, ``torchscript:PATH``,
+    ``onnx:PATH``), or None for an importable module (``python:pkg.module:FUNC``)."""
+    kind, _, target = str(spec).partition(":")
+    if kind == "python":
+        target = target.rpartition(":")[0]
+        return target if target.endswith(".py") else None
+    return target or None

@@ -22,6 +22,7 @@ from ferembed import _io
 from ferembed._format import number
 from ferembed.errors import FerembedError, RunFormatError
 from ferembed.metrics.classification import confusion_matrix, confusion_scores
+from ferembed.runs._outputs import check_output
 from ferembed.runs.format import Run, load_run
 
 HASH_BITS = 64
@@ -311,14 +312,8 @@ def save_pairs_csv(
 
 
 def _check_out(out: Path, runs: tuple[Run, ...], overwrite: bool) -> None:
-    target = out.resolve()
-    for run in runs:
-        if target.is_relative_to(run.path.resolve()):
-            raise FerembedError(f"--out {out}: inside the run {run.path}; write it elsewhere")
-    if out.is_dir():
-        raise FerembedError(f"--out {out}: is a directory")
-    if out.exists() and not overwrite:
-        raise FerembedError(f"--out {out}: already exists (use --overwrite to replace it)")
+    inputs = [(f"RUN_{chr(65 + i)}", run.path) for i, run in enumerate(runs)]
+    check_output(out, inputs=inputs, overwrite=overwrite)
 
 
 @dataclass

@@ -22,10 +22,11 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 import shlex
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,8 @@ from ferembed.data._base import FERDataset
 from ferembed.errors import ConfigError, FerembedError
 from ferembed.metrics.classification import confusion_matrix, confusion_scores
 from ferembed.models import FERNet, normalize_images, save_checkpoint
+from ferembed.models.checkpoint import checkpoint_paths
+from ferembed.runs._outputs import check_output
 from ferembed.training.augment import Augmenter
 from ferembed.training.config import TrainConfig, save_config
 from ferembed.training.dynamics import ValidationSeries
@@ -148,7 +151,7 @@ def fit(
     log row (the pseudo-label loop's round number). The labels trained on are ``train_ds``'s.
     """
     out = Path(out)
-    check_fresh(out, resume=resume, overwrite=overwrite)
+    check_fresh(out, resume=resume, overwrite=overwrite, inputs=[("--root", config.root)])
     s = _Session(
         config=config,
         model=model,
@@ -196,17 +199,45 @@ def fit(
     )
 
 
-def check_fresh(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to start afresh over a previous run's state (unless resuming or overwriting).
+def check_fresh(
+    out: Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    inputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+    state: str = "train_state.pt",
+) -> None:
+    """Refuse an output directory that would clobber an input, a run or a previous training.
+
+    Args:
+        out: the training's output directory.
+        resume: continue from ``out/train_state.pt``.
+        overwrite: start afresh over a previous training in ``out``.
+        inputs: ``(option, path)`` of what the training reads (the dataset root): ``out`` must
+            not be one of them nor lie inside one.
+        state: the file a resume continues from (the pseudo-label loop's is its record,
+            ``pseudo_labels.json``).
 
     Raises:
-        ConfigError: ``out/train_state.pt`` exists and neither flag is set.
+        FerembedError: ``out`` is an input, inside one, a run directory or inside one.
+        ConfigError: ``out/STATE`` exists and neither flag is set; or ``out`` holds
+            checkpoints but no state to resume (a fresh start would replace them) and
+            ``overwrite`` is not set.
     """
-    state_path = out / "train_state.pt"
-    if state_path.exists() and not (resume or overwrite):
+    check_output(out, inputs=inputs, kind="dir")
+    state_path = out / state
+    if state_path.exists():
+        if not (resume or overwrite):
+            raise ConfigError(
+                f"--out {out}: already holds a training run ({state_path.name}); resume it or "
+                "choose another output directory (or overwrite)"
+            )
+        return
+    held = [p.name for stem in ("best", "last") for p in checkpoint_paths(out / stem) if p.exists()]
+    if held and not overwrite:
         raise ConfigError(
-            f"{out} already holds a training run ({state_path.name}); resume it or choose "
-            f"another output directory (or overwrite)"
+            f"--out {out}: already holds checkpoints ({', '.join(held)}) but no "
+            f"{state_path.name} to resume from; choose another output directory (or overwrite)"
         )
 
 
