@@ -282,6 +282,15 @@ def _seeds(res: dict, figs: dict, L: list[str]) -> None:
             m, seed = k.rsplit("-s", 1)
             L.append(f"| {m}, seed {seed} | {_paired_cells(res, k, mean_class=False)} |")
         L.append("")
+        stale = [k for k in keys if "fisher_ratio" not in (res["compare"][k].get("geometry") or {})]
+        if stale:
+            L += [
+                f"Δ Fisher is not shown for {', '.join(stale)}: those comparisons were made before "
+                "`compare` computed the Fisher ratio on the unit rows that `evaluate` uses, and "
+                "their seed checkpoints are not shipped; `python scripts/results_study.py all` "
+                "recomputes them.",
+                "",
+            ]
 
 
 def _embedding_figures(res: dict, figs: dict, L: list[str]) -> None:
