@@ -58,12 +58,8 @@ def cmd_embed(args) -> int:
 
 
 def cmd_import(args) -> int:
-    from ferembed.runs._outputs import check_output
     from ferembed.runs.importer import import_embeddings
 
-    # --out is replaced whole with --overwrite: it must hold none of the inputs.
-    inputs = [(f"--{k}", getattr(args, k)) for k in ("embeddings", "labels", "logits", "images")]
-    check_output(args.out, inputs=inputs, overwrite=args.overwrite, kind="run")
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     path = import_embeddings(
         args.embeddings,

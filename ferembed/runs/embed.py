@@ -83,6 +83,11 @@ def embed_dataset(
 
 def _open_split(dataset, root, split, fold, num_folds, dataset_kwargs, image_size):
     kwargs = dict(dataset_kwargs or {})
+    if "image_size" in kwargs:
+        raise DataError(
+            "--dataset-arg image_size: the model sets the image size (its checkpoint, or "
+            "--input-size for --model)"
+        )
     if fold is not None:  # k-fold datasets only; fixed-split loaders reject fold options
         kwargs.update(fold=fold, num_folds=num_folds)
     return create_dataset(dataset, root, split, image_size=image_size, **kwargs)

@@ -386,9 +386,17 @@ def write_run(
     extra: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a complete run directory atomically and return its path."""
+    """Write a complete run directory atomically and return its path.
+
+    Raises:
+        RunFormatError: an array that is complex or not finite once stored as float32 (named),
+            or shapes that do not fit together; nothing is written then.
+    """
     path = Path(path)
-    embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
+    embeddings = _float32("embeddings", embeddings)
+    logits = None if logits is None else _float32("logits", logits)
+    head_weight = None if head_weight is None else _float32("head weight", head_weight)
+    head_bias = None if head_bias is None else _float32("head bias", head_bias)
     if embeddings.ndim != 2:
         raise RunFormatError(f"embeddings must be 2-D (N, D), got shape {embeddings.shape}")
     n, d = embeddings.shape
@@ -444,3 +452,21 @@ def write_run(
         # run.json last: its presence marks a complete run.
         (tmp / RUN_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return path
+
+
+def _float32(name: str, array) -> np.ndarray:
+    """``array`` as C-order float32, refusing complex values and values that are not finite as
+    float32 (NaN, Inf, or a float64 too large for float32)."""
+    a = np.asarray(array)
+    if np.iscomplexobj(a):  # the cast would drop the imaginary part
+        raise RunFormatError(f"{name} is complex ({a.dtype}); expected real numbers")
+    with np.errstate(over="ignore", invalid="ignore"):
+        a = np.ascontiguousarray(a, dtype=np.float32)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = np.argwhere(bad)[0]
+        where = f"row {first[0]}" if a.ndim else "its value"
+        raise RunFormatError(
+            f"{name} is not finite as float32 ({int(bad.sum())} value(s), first at {where})"
+        )
+    return a

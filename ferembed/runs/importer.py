@@ -11,6 +11,7 @@ import pandas as pd
 
 from ferembed.data.vocab import _ALIASES, CANONICAL
 from ferembed.errors import DataError
+from ferembed.runs._outputs import check_output
 from ferembed.runs.format import SAMPLE_COLUMNS, make_samples, write_run
 
 #: CSV columns that may hold each row's image path (the first present is used).
@@ -130,6 +131,10 @@ def import_embeddings(
         DataError: a one-line message naming the file and row that is wrong.
     """
     emb_path, lab_path = Path(embeddings), Path(labels)
+    # --out is replaced whole with overwrite: it must hold none of the inputs (checked first).
+    inputs = [("--embeddings", embeddings), ("--labels", labels)]
+    inputs += [("--logits", logits), ("--images", images)]
+    check_output(out, inputs=inputs, overwrite=overwrite, kind="run")
     x = _load_array(emb_path, "embeddings")
     if class_names is not None:
         _check_class_names(list(class_names), "--classes")
