@@ -44,10 +44,10 @@ import torch
 from ferembed import _io
 from ferembed._device import resolve_device
 from ferembed.data.subset import SubsetDataset
-from ferembed.errors import ConfigError, FerembedError
+from ferembed.errors import FerembedError
 from ferembed.models import checkpoint_paths
 from ferembed.training.config import TrainConfig, save_config
-from ferembed.training.loop import TrainResult, fit, write_logs
+from ferembed.training.loop import TrainResult, check_fresh, fit, write_logs
 from ferembed.training.setup import (
     ImageBatches,
     build_datasets,
@@ -258,9 +258,9 @@ def train_pseudo_label(
         config, method="pseudo_label", **{k: v for k, v in changes.items() if v is not None}
     ).validate()
     out = Path(config.out)
-    record_path = out / "pseudo_labels.json"
-    if record_path.exists() and not (overwrite or resume):
-        raise ConfigError(f"{out} already holds a pseudo-label run; choose another output dir")
+    # The same output checks as a standard run (never an input, a run, or a finished training).
+    roots = [("--root", config.root)] if config.root else []
+    check_fresh(out, resume=resume, overwrite=overwrite, inputs=roots, state="pseudo_labels.json")
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.json")
     device = resolve_device(config.device)

@@ -213,3 +213,28 @@ def test_resume_continues_round_by_round(tmp_path):
         (r["round"], r.get("n_kept"), r["val_acc"]) for r in full.pseudo_label["rounds"]
     ]
     assert resumed.pseudo_label["pseudo_labels"] == full.pseudo_label["pseudo_labels"]
+
+
+def test_library_pseudo_label_run_gets_the_output_checks(tmp_path):
+    """``train`` of a pseudo-label config from Python refuses what the CLI refuses: a finished
+    pseudo-label run, and a run directory as OUT."""
+    from ferembed.errors import FerembedError
+    from ferembed.runs import make_samples, write_run
+    from ferembed.training import ConfigError
+
+    out = tmp_path / "pl"
+    out.mkdir()
+    (out / "pseudo_labels.json").write_text("{}")
+    with pytest.raises(ConfigError, match="already holds"):
+        train(_config(tmp_path), progress=False)
+    run = write_run(
+        tmp_path / "a_run",
+        embeddings=np.ones((2, 3), np.float32),
+        samples=make_samples(np.array([0, 1]), ["happy", "sad"]),
+        class_names=["happy", "sad"],
+    )
+    with pytest.raises(FerembedError, match="run"):
+        train(_config(tmp_path, out=run), progress=False)
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["embeddings.npy", "samples.parquet", "run.json"]
+    )
