@@ -29,9 +29,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import ferembed.export._draw as _draw
 from ferembed import _io
 from ferembed.errors import FerembedError
-import ferembed.export._draw as _draw
 from ferembed.export.tables import RunMetrics, _expand, read_runs
 from ferembed.metrics.catalog import metric_info
 from ferembed.projection import DEFAULT_MAX_POINTS, projection_params
