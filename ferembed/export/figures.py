@@ -179,10 +179,12 @@ def _projection_figure(runs: Sequence[RunMetrics], **params: Any):
     loaded = [load_run(r.path) for r in runs]
     projections = project_runs(loaded, dim=2, **params)
     panels = []
-    for r, run, proj in zip(runs, loaded, projections, strict=True):
-        classes = [run.class_names[i] for i in run.labels[proj.indices]]
+    for i, (r, run, proj) in enumerate(zip(runs, loaded, projections, strict=True)):
+        classes = [run.class_names[c] for c in run.labels[proj.indices]]
         title = f"{r.name} ({proj.params['method'].upper()}"
         title += f", {proj.n_shown} of {proj.n_total})" if proj.sampled else ")"
+        if i > 0 and proj.aligned_to is None:
+            title += f"\nnot aligned: no faces shared with {runs[0].name}"
         panels.append({"title": title, "coords": proj.coords, "classes": classes})
     aligned = all(p.aligned_to is not None for p in projections[1:])
     colours = class_colors(run.class_names for run in loaded)

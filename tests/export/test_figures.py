@@ -26,7 +26,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 RUNS = (("softmax", True, 0.35), ("arcface", True, 0.2), ("supcon", False, 0.3))
 
 
-def _write(path, *, head: bool, noise: float, seed: int, n: int = 90):
+def _write(path, *, head: bool, noise: float, seed: int, n: int = 90, ids: str = "s"):
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % len(CLASSES)
     centres = np.eye(len(CLASSES), 8, dtype=np.float32)
@@ -35,7 +35,7 @@ def _write(path, *, head: bool, noise: float, seed: int, n: int = 90):
     samples = make_samples(
         labels,
         CLASSES,
-        sample_ids=[f"s{i:03d}" for i in range(n)],
+        sample_ids=[f"{ids}{i:03d}" for i in range(n)],
         preds=logits.argmax(axis=1) if head else None,
     )
     return write_run(
@@ -157,6 +157,16 @@ def test_png_opens(figures, figure):
         img.verify()
     with Image.open(figures[1] / f"{figure}.png") as img:
         assert img.format == "PNG" and min(img.size) > 100
+
+
+def test_projections_of_runs_without_shared_faces_are_not_aligned(runs, tmp_path):
+    other = _write(tmp_path / "other", head=False, noise=0.3, seed=7, ids="t")
+    out = tmp_path / "figs"
+    argv = ["plot", str(runs[0]), str(other), "--out", str(out), "--what", "projection",
+            "--method", "pca", "--format", "svg", "--evaluate"]  # fmt: skip
+    assert main(argv) == 0
+    text = " ".join(_texts(_svg(out / "projection.svg")))
+    assert "not aligned: no faces shared with softmax" in text
 
 
 def test_confusion_counts_are_read_from_metrics_json(runs, tmp_path):
