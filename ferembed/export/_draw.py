@@ -38,19 +38,19 @@ def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
 def draw_projection_panels(
     panels: Sequence[dict[str, Any]],
     class_colors: Mapping[str, str],
-    *,
-    shared_axes: bool,
 ):
     """One scatter panel per run, coloured by class, one legend for the figure.
+
+    Each panel is scaled to its own points: the alignment makes the orientations comparable,
+    but a UMAP layout's scale means nothing, so axes are not shared.
 
     Args:
         panels: per run ``{"title", "coords": (M, 2), "classes": (M,) class names}``.
         class_colors: class name -> colour (one palette for every panel).
-        shared_axes: the projections are aligned onto one frame: share the axis limits.
     """
     rows, cols = _grid(len(panels))
     fig = _figure(3.2 * cols, 3.2 * rows + 0.6)
-    axes = fig.subplots(rows, cols, squeeze=False, sharex=shared_axes, sharey=shared_axes)
+    axes = fig.subplots(rows, cols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= len(panels):
             ax.set_axis_off()
@@ -74,7 +74,7 @@ def draw_projection_panels(
         ax.set_gid(f"panel_{i}")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_aspect("equal", adjustable="box")
+        ax.set_aspect("equal", adjustable="datalim")
     _class_legend(fig, class_colors)
     return fig
 

@@ -186,9 +186,8 @@ def _projection_figure(runs: Sequence[RunMetrics], **params: Any):
         if i > 0 and proj.aligned_to is None:
             title += f"\nnot aligned: no faces shared with {runs[0].name}"
         panels.append({"title": title, "coords": proj.coords, "classes": classes})
-    aligned = all(p.aligned_to is not None for p in projections[1:])
     colours = class_colors(run.class_names for run in loaded)
-    return _draw.draw_projection_panels(panels, colours, shared_axes=aligned)
+    return _draw.draw_projection_panels(panels, colours)
 
 
 def _confusion_figure(runs: Sequence[RunMetrics], cells: str):
