@@ -18,7 +18,7 @@ from PIL import Image
 
 from ferembed.cli import main
 from ferembed.export.figures import RUN_PALETTE, _run_styles, stable_run_colors
-from ferembed.runs import evaluate_run, load_run, make_samples, write_run
+from ferembed.runs import EMBEDDINGS_FILE, evaluate_run, load_run, make_samples, write_run
 
 CLASSES = ["angry", "happy", "sad"]
 SVG = "{http://www.w3.org/2000/svg}"
@@ -237,6 +237,19 @@ def test_runs_without_metrics_are_named_or_evaluated(tmp_path, capsys):
     assert not load_run(paths[0]).metrics_path.exists()
     assert main([*argv, "--evaluate"]) == 0
     assert load_run(paths[0]).metrics_path.is_file() and (out / "geometry.svg").is_file()
+
+
+def test_stale_metrics_are_refused_or_recomputed(tmp_path, capsys):
+    run = _write(tmp_path / "runs" / "changed", head=True, noise=0.3, seed=3)
+    evaluate_run(run)
+    embeddings = load_run(run).file_path(EMBEDDINGS_FILE)
+    np.save(embeddings, np.load(embeddings) * 2.0)  # re-embedded after evaluate
+    out = tmp_path / "figs"
+    argv = ["plot", str(run), "--out", str(out), "--what", "geometry", "--format", "svg"]
+    assert main(argv) == 2
+    assert str(run) in _one_error_line(capsys) and not out.exists()
+    assert main([*argv, "--evaluate"]) == 0
+    assert load_run(run).metrics_status()[0] == "fresh"
 
 
 def test_recall_of_a_classifier_a_run_lacks(runs, tmp_path, capsys):
