@@ -141,22 +141,21 @@ def _check_sources(runs: Sequence[RunMetrics], what: Sequence[str], classifier: 
         lacking = [r.name for r in runs if not _confusion_blocks(r)]
         if lacking:
             raise FerembedError(
-                f"no confusion matrix in the metrics of {', '.join(lacking)} (evaluate them with "
+                f"no confusion matrix in the metrics of {', '.join(lacking)} (evaluated without "
                 "the classification group)"
             )
     if "recall" in what:
-        lacking = [
-            r.name
-            for r in runs
-            if not isinstance(
-                (r.metrics.get("classification") or {}).get(_source(r, classifier)), dict
-            )  # fmt: skip
-        ]
+        lacking = [r.name for r in runs if not _has_classifier(r, classifier)]
         if lacking:
             raise FerembedError(
                 f"no {classifier} classifier in the metrics of {', '.join(lacking)} "
                 "(choose another with --classifier)"
             )
+
+
+def _has_classifier(run: RunMetrics, classifier: str) -> bool:
+    classification = run.metrics.get("classification") or {}
+    return isinstance(classification.get(_source(run, classifier)), dict)
 
 
 def _confusion_blocks(run: RunMetrics) -> dict[str, dict[str, Any]]:

@@ -252,6 +252,15 @@ def test_stale_metrics_are_refused_or_recomputed(tmp_path, capsys):
     assert load_run(run).metrics_status()[0] == "fresh"
 
 
+def test_confusion_of_runs_evaluated_without_classification(tmp_path, capsys):
+    run = _write(tmp_path / "runs" / "partial", head=True, noise=0.3, seed=4)
+    evaluate_run(run, include=["retrieval"])
+    out = tmp_path / "figs"
+    assert main(["plot", str(run), "--out", str(out), "--what", "confusion"]) == 2
+    assert "no confusion matrix in the metrics of partial" in _one_error_line(capsys)
+    assert not out.exists()
+
+
 def test_recall_of_a_classifier_a_run_lacks(runs, tmp_path, capsys):
     out = tmp_path / "figs"
     argv = ["plot", *map(str, runs), "--out", str(out), "--what", "recall", "--classifier",
