@@ -225,7 +225,7 @@ def _recall_figure(runs: Sequence[RunMetrics], classifier: str):
         per_class = r.metrics["classification"][source].get("per_class") or {}
         recalls[r.name] = {c: (per_class.get(c) or {}).get("recall") for c in _class_names(r)}
         labels[r.name] = f"{r.name} ({_draw.SOURCE_TITLES.get(source, source)})"
-    classes = list(class_colors(_class_names(r) for r in runs))
+    classes = list(dict.fromkeys(c for r in runs for c in _class_names(r)))
     title = "Per-class recall" + (f" ({classifier})" if classifier != "primary" else "")
     return _draw.draw_recall_bars(classes, recalls, labels, _run_styles(names), title=title)
 

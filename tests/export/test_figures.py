@@ -208,6 +208,17 @@ def test_a_run_keeps_its_colour_alone_and_with_others(runs, tmp_path):
     assert colour == RUN_PALETTE[zlib.crc32(b"softmax") % len(RUN_PALETTE)]
 
 
+def test_the_same_runs_give_the_same_files(runs, tmp_path):
+    files = []
+    for i in range(2):
+        out = tmp_path / f"f{i}"
+        argv = ["plot", str(runs[0]), "--out", str(out), "--what", "geometry", "--format",
+                "svg,pdf"]  # fmt: skip
+        assert main(argv) == 0
+        files.append([(out / f"geometry.{x}").read_bytes() for x in ("svg", "pdf")])
+    assert files[0] == files[1]
+
+
 def test_run_colours_depend_on_the_name_only():
     alone = stable_run_colors(["center"])
     assert stable_run_colors(["triplet", "center", "arcface"])["center"] == alone["center"]
