@@ -46,7 +46,6 @@ __all__ = [
     "GEOMETRY_METRICS",
     "IMAGE_FORMATS",
     "RUN_PALETTE",
-    "class_colors",
     "plot_runs",
     "stable_run_colors",
 ]
@@ -98,7 +97,7 @@ def _run_styles(names: Sequence[str]) -> dict[str, tuple[str, str | None]]:
     return styles
 
 
-def class_colors(class_lists: Iterable[Sequence[str]]) -> dict[str, str]:
+def _class_colors(class_lists: Iterable[Sequence[str]]) -> dict[str, str]:
     """One colour per class over several runs: the union of their class names, in the order
     they first appear, coloured from :data:`CLASS_PALETTE`."""
     names = list(dict.fromkeys(str(c) for classes in class_lists for c in classes))
@@ -185,7 +184,7 @@ def _projection_figure(runs: Sequence[RunMetrics], **params: Any):
         if i > 0 and proj.aligned_to is None:
             title += f"\nnot aligned: no faces shared with {runs[0].name}"
         panels.append({"title": title, "coords": proj.coords, "classes": classes})
-    colours = class_colors(run.class_names for run in loaded)
+    colours = _class_colors(run.class_names for run in loaded)
     return _draw.draw_projection_panels(panels, colours)
 
 
