@@ -172,6 +172,17 @@ def clean_leftovers(parent: str | os.PathLike, name: str | None = None) -> list[
     return done
 
 
+def _ready_parent(path: str | os.PathLike) -> Path:
+    """``path`` as a Path whose folder exists, with dead writers' leftovers there cleaned."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _target_error(exc, path) from None
+    clean_leftovers(path.parent)
+    return path
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success move it onto ``path``.
@@ -179,12 +190,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     The caller writes the temporary file by any means (``np.save``, ``to_parquet``...). On an
     exception the temporary file is removed and ``path`` is left untouched.
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _target_error(exc, path) from None
-    clean_leftovers(path.parent)
+    path = _ready_parent(path)
     # Keep the real suffix last so libraries that dispatch on it (np.save adds ".npy") behave.
     tmp = _tmp_sibling(path, suffix="".join(path.suffixes))
     try:
@@ -250,12 +256,7 @@ def atomic_dir(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[
     name; the next write in the folder (or :func:`ferembed.runs.load_run` of ``path``) puts it
     back, since its writer is dead.
     """
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise _target_error(exc, path) from None
-    clean_leftovers(path.parent)
+    path = _ready_parent(path)
     if os.path.lexists(path) and not overwrite:
         raise FileExistsError(f"{path} already exists (pass overwrite to replace it)")
     tmp = make_temp_dir(path.parent, f".{path.name}.")
