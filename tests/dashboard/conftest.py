@@ -66,9 +66,7 @@ def app(runs_root, monkeypatch):
     """
     from streamlit.testing.v1 import AppTest
 
-    def open_page(
-        page: str | None = None, *, setup=None, root: Path | None = None, selected=None
-    ):
+    def open_page(page: str | None = None, *, setup=None, root: Path | None = None, selected=None):
         monkeypatch.setenv("FEREMBED_RUNS", str(root or runs_root))
         at = AppTest.from_file(str(APP), default_timeout=120)
         if selected is None and root is None:
