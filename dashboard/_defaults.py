@@ -5,7 +5,9 @@
 - The reference run (first in the selection: alignments, differences and comparisons are made
   against it) is the one the user marks, else a softmax run (the usual baseline of a loss
   comparison), else the first run.
-- The default selection is the reference's group, reference first.
+- The default selection is the reference's group, reference first, plus the runs whose manifest
+  names no dataset (imported or logged runs: they may belong to any group, and the pages that
+  pair runs warn when they do not share samples).
 - Two runs "share samples" when most sample ids of the smaller one are in the other.
 """
 
@@ -16,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+#: The group of a run whose manifest names neither dataset nor split.
+UNKNOWN_GROUP = "?/?"
 #: Below this fraction of shared sample ids two runs are flagged as not comparable.
 MIN_SHARED = 0.5
 
@@ -66,13 +70,14 @@ def pick_reference(
 def default_selection(
     runs: Sequence[tuple[str, str, dict[str, Any]]], *, limit: int, marked: str | None = None
 ) -> list[str]:
-    """The reference's group, reference first then the others in display order, at most
-    ``limit`` keys (see :func:`pick_reference` for ``runs`` and ``marked``)."""
+    """The reference's group (and the runs of no known group), reference first then the others
+    in display order, at most ``limit`` keys (see :func:`pick_reference` for ``runs`` and
+    ``marked``)."""
     ref = pick_reference(runs, marked=marked)
     if ref is None:
         return []
     group = next(group_of(m) for k, _, m in runs if k == ref)
-    rest = [k for k, _, m in runs if k != ref and group_of(m) == group]
+    rest = [k for k, _, m in runs if k != ref and group_of(m) in (group, UNKNOWN_GROUP)]
     return [ref, *rest][:limit]
 
 

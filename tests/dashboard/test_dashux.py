@@ -105,6 +105,8 @@ def test_group_and_reference_rules():
     assert pick_reference([run("a"), run("b")]) == "a"
     assert pick_reference([run("a"), run("b")], marked="b") == "b"
     assert pick_reference([]) is None
+    unknown = ("imported", "imported", {})  # no dataset named: may belong to any group
+    assert default_selection([run("a", "x"), run("b", "y"), unknown], limit=5) == ["a", "imported"]
     assert shared_fraction(np.array(["a", "b"]), np.array(["b", "c", "d"])) == 0.5
     assert shared_fraction(np.array(["a"]), np.array([], str)) == 0.0
 
