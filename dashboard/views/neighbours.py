@@ -34,7 +34,8 @@ k = c2.slider("k", 1, 30, 8, key="nb_k")
 query_id = None
 if mode == "suspects":
     try:
-        ranked = _suspects.ranked_suspects(ref)
+        with st.spinner(f"Ranking the samples of {md(ref.name)} (once; cached)..."):
+            ranked = _suspects.ranked_suspects(ref)
     except Exception as exc:  # e.g. non-finite embeddings: pick by id instead
         _ui.skipped(ref, exc)
         ranked = None
