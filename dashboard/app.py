@@ -62,11 +62,9 @@ def sidebar(root: Path) -> None:
     st.session_state[REFERENCE_KEY] = selected[0] if selected else None
 
     def name(rel: str) -> str:
-        return (
-            f"{labels.get(rel, rel)} · {groups[rel]}"
-            if several and rel in groups
-            else (labels.get(rel, rel))
-        )
+        """The run's label, with its dataset/split when the root holds several."""
+        label = labels.get(rel, rel)
+        return f"{label} · {groups[rel]}" if several and rel in groups else label
 
     with st.sidebar:
         st.caption(f"Runs root: {code_text(root)}")

@@ -19,16 +19,12 @@ names = _ui.display_names(runs)
 
 c1, c2 = st.columns([1, 2])
 # The reference the user marked, else the softmax run: the natural baseline of a loss comparison.
-keys = [_data.run_key(r) for r in runs]
-marked = st.session_state.get(_data.MARKED_KEY)
-marked = next(
-    (k for k, r in zip(keys, runs, strict=True) if _data.relative(_ui.root(), r.path) == marked),
-    None,
+rels = [_data.relative(_ui.root(), r.path) for r in runs]  # the sidebar's keys
+ref_rel = _defaults.pick_reference(
+    [(rel, r.name, r.manifest) for rel, r in zip(rels, runs, strict=True)],
+    marked=st.session_state.get(_data.MARKED_KEY),
 )
-ref_key = _defaults.pick_reference(
-    [(k, r.name, r.manifest) for k, r in zip(keys, runs, strict=True)], marked=marked
-)
-default_a = keys.index(ref_key)
+default_a = rels.index(ref_rel)
 ia = c1.selectbox(
     "Baseline (A)", range(len(runs)), index=default_a, format_func=lambda i: names[i], key="cmp_a"
 )
