@@ -20,9 +20,17 @@ from plotly.subplots import make_subplots
 
 from dashboard._safe import plotly_text
 
-#: Colours of runs (by their position in the selection) and of classes.
-RUN_COLORS = qualitative.Plotly
-CLASS_COLORS = qualitative.D3 + qualitative.Pastel
+#: Colours of runs (fixed per run: ``_ui.run_colors``), starting with Plotly's default colours
+#: (those of ``ferembed export``'s HTML report).
+RUN_COLORS = qualitative.Plotly + qualitative.Dark24
+#: Colours of classes: a separate (colour-blind safe) palette, never confused with runs.
+CLASS_COLORS = qualitative.Safe + qualitative.Pastel
+#: Differences (B - A): a diverging scale centred at 0 (no red / green).
+DIVERGING = "RdBu"
+#: The smallest half-range of a difference scale: +-0.02 stays pale instead of filling the scale.
+DELTA_FLOOR = 0.1
+#: A value axis turns logarithmic when its positive values span more than this many decades.
+LOG_DECADES = 2.0
 #: Categorical colourings with more categories than this share one trace (no legend).
 MAX_LEGEND_CATEGORIES = 20
 
@@ -31,14 +39,40 @@ def run_color(i: int) -> str:
     return RUN_COLORS[i % len(RUN_COLORS)]
 
 
+def delta_limit(values, *, floor: float = DELTA_FLOOR) -> float:
+    """Half-range of a symmetric difference scale: max |value|, but at least ``floor``."""
+    v = np.abs(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v)]
+    return max(float(v.max()) if v.size else 0.0, floor)
+
+
+def wants_log_axis(values, *, decades: float = LOG_DECADES) -> bool:
+    """Whether values (all >= 0) span more than ``decades`` powers of ten (a linear axis would
+    flatten the small ones)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0 or (v < 0).any():
+        return False
+    pos = v[v > 0]
+    return pos.size > 1 and float(np.log10(pos.max() / pos.min())) > decades
+
+
 def _layout(fig: go.Figure, title: str | None, height: int) -> go.Figure:
+    # The legend sits below the plot, anchored by its top, with room for it in the margin: it
+    # never covers the axes or their titles.
     fig.update_layout(
         title=None if title is None else plotly_text(title),
         height=height,
         margin={"l": 10, "r": 10, "t": 50 if title else 20, "b": 10},
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0},
     )
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
     return fig
+
+
+def _colors(colors: Sequence[str] | None, n: int) -> list[str]:
+    return list(colors) if colors is not None else [run_color(i) for i in range(n)]
 
 
 def grouped_bars(
@@ -48,23 +82,30 @@ def grouped_bars(
     title: str,
     yaxis: str,
     height: int = 340,
+    colors: Sequence[str] | None = None,
+    log_y: bool = False,
 ) -> go.Figure:
     """One bar group per category, one bar per series (run), all on the same axes.
 
     Args:
         categories: (K,) x-axis labels (class names).
         series: run name -> (K,) values (NaN / None leave a gap).
+        colors: one colour per series (default: by position).
+        log_y: a logarithmic value axis.
     """
     fig = go.Figure()
+    colors = _colors(colors, len(series))
     for i, (name, values) in enumerate(series.items()):
         fig.add_bar(
             x=_texts(categories),
             y=[None if v is None or not np.isfinite(v) else float(v) for v in values],
             name=plotly_text(name),
-            marker_color=run_color(i),
-            hovertemplate="%{fullData.name}<br>%{x}: %{y:.4f}<extra></extra>",
+            marker_color=colors[i],
+            hovertemplate="%{fullData.name}<br>%{x}: %{y:.4g}<extra></extra>",
         )
     fig.update_layout(barmode="group", yaxis_title=yaxis)
+    if log_y:
+        fig.update_yaxes(type="log")
     return _layout(fig, title, height)
 
 
@@ -81,8 +122,10 @@ def heatmap(
     yaxis: str = "",
     height: int = 420,
     showscale: bool = True,
+    zmid: float | None = None,
 ) -> go.Figure:
-    """A labelled K x K heatmap with the values written in the cells (rows top to bottom)."""
+    """A labelled K x K heatmap with the values written in the cells (rows top to bottom);
+    ``zmid`` centres a diverging ``colorscale`` (differences: 0)."""
     z = np.asarray(matrix, dtype=float)
     text = [[("" if not np.isfinite(v) else format(v, fmt)) for v in row] for row in z]
     fig = go.Figure(
@@ -92,6 +135,7 @@ def heatmap(
             y=_texts(labels),
             zmin=zmin,
             zmax=zmax,
+            zmid=zmid,
             colorscale=colorscale,
             text=text,
             texttemplate="%{text}",
@@ -105,13 +149,21 @@ def heatmap(
     return _layout(fig, title, height)
 
 
-def histogram_chart(hists: dict[str, dict], *, title: str, height: int = 360) -> go.Figure:
+def histogram_chart(
+    hists: dict[str, dict],
+    *,
+    title: str,
+    height: int = 380,
+    colors: Sequence[str] | None = None,
+) -> go.Figure:
     """Intra-class (solid) and inter-class (dashed) distance distributions of several runs.
 
     Args:
         hists: run name -> metrics.json ``histograms`` (``bin_edges``, ``intra``, ``inter``).
+        colors: one colour per run (default: by position).
     """
     fig = go.Figure()
+    colors = _colors(colors, len(hists))
     for i, (name, h) in enumerate(hists.items()):
         edges = np.asarray(h["bin_edges"], dtype=float)
         centres = (edges[:-1] + edges[1:]) / 2
@@ -121,18 +173,38 @@ def histogram_chart(hists: dict[str, dict], *, title: str, height: int = 360) ->
                 y=np.asarray(h[part], dtype=float),
                 mode="lines",
                 name=f"{plotly_text(name)} · {part}",
-                line={"color": run_color(i), "dash": dash, "shape": "hvh"},
+                line={"color": colors[i], "dash": dash, "shape": "hvh"},
                 hovertemplate="%{fullData.name}<br>d=%{x:.3f}: %{y:.4f}<extra></extra>",
             )
     fig.update_layout(xaxis_title="distance", yaxis_title="fraction of pairs")
-    return _layout(fig, title, height)
+    fig = _layout(fig, title, height)
+    # One legend entry per run and part: a column right of the plot, outside the axes.
+    fig.update_layout(
+        legend={"orientation": "v", "yanchor": "top", "y": 1, "xanchor": "left", "x": 1.02}
+    )
+    return fig
 
 
 def metric_bars(
-    metrics: Sequence[str], series: dict[str, Sequence[float]], *, title: str, height: int = 320
+    metrics: Sequence[str],
+    series: dict[str, Sequence[float]],
+    *,
+    title: str,
+    height: int = 320,
+    colors: Sequence[str] | None = None,
 ) -> go.Figure:
-    """Scalar metrics (x) for several runs (bars)."""
-    return grouped_bars(metrics, series, title=title, yaxis="value", height=height)
+    """Scalar metrics (x) for several runs (bars); a log axis when the values span more than
+    :data:`LOG_DECADES` decades (one large value would flatten the others)."""
+    log_y = wants_log_axis([v for vals in series.values() for v in vals if v is not None])
+    return grouped_bars(
+        metrics,
+        series,
+        title=title,
+        yaxis="value (log scale)" if log_y else "value",
+        height=height,
+        colors=colors,
+        log_y=log_y,
+    )
 
 
 def delta_bars(
@@ -145,24 +217,36 @@ def delta_bars(
     yaxis: str,
     height: int = 320,
 ) -> go.Figure:
-    """Per-class differences (B - A), green up / red down, with optional CI error bars."""
+    """Per-class differences (B - A), coloured on a diverging scale centred at 0, on a symmetric
+    axis of at least +-:data:`DELTA_FLOOR`, with optional CI error bars."""
     d = np.asarray([np.nan if v is None else v for v in deltas], dtype=float)
     err = None
     if low is not None and high is not None:
         lo = np.asarray([np.nan if v is None else v for v in low], dtype=float)
         hi = np.asarray([np.nan if v is None else v for v in high], dtype=float)
         err = {"type": "data", "array": hi - d, "arrayminus": d - lo, "visible": True}
+        lim = delta_limit(np.concatenate([d, lo, hi]))
+    else:
+        lim = delta_limit(d)
     fig = go.Figure(
         go.Bar(
             x=_texts(categories),
             y=d,
             error_y=err,
-            marker_color=["#2ca02c" if v >= 0 else "#d62728" for v in np.nan_to_num(d)],
+            marker={
+                "color": np.nan_to_num(d),
+                "colorscale": DIVERGING,
+                "cmid": 0.0,
+                "cmin": -lim,
+                "cmax": lim,
+                "line": {"color": "grey", "width": 0.5},
+            },
             hovertemplate="%{x}: %{y:+.4f}<extra></extra>",
         )
     )
     fig.add_hline(y=0, line_color="grey", line_width=1)
     fig.update_layout(yaxis_title=yaxis)
+    fig.update_yaxes(range=[-1.05 * lim, 1.05 * lim], zeroline=True)
     return _layout(fig, title, height)
 
 

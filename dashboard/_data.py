@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,17 @@ from ferembed.runs import (
 RUNS_ENV = "FEREMBED_RUNS"
 #: Session-state key of the sidebar's run multiselect (relative run paths).
 SELECTED_KEY = "selected_runs"
+#: Session-state keys of the sidebar's reference menu, the reference the user marked, and the
+#: dataset/split group menu.
+REFERENCE_KEY = "reference_run"
+MARKED_KEY = "reference_marked"
+GROUP_KEY = "run_group"
 #: Runs selected by default when the app opens.
 DEFAULT_SELECTED = 6
 
 #: Headline metrics shown in the runs table and the Compare page (titles from the catalog).
 TABLE_METRICS: tuple[str, ...] = (
+    "head_accuracy",
     "precision_at_1",
     "map_at_r",
     "r_precision",
@@ -72,6 +77,15 @@ TABLE_METRICS: tuple[str, ...] = (
     "class_separation",
     "fisher_ratio",
     "nc1",
+)
+#: The runs table's default columns (the others behind a toggle).
+COMPACT_METRICS: tuple[str, ...] = (
+    "head_accuracy",
+    "precision_at_1",
+    "map_at_r",
+    "compactness",
+    "class_separation",
+    "fisher_ratio",
 )
 
 
@@ -271,6 +285,11 @@ def manifest_stamp(run: Run) -> int:
     return _stamp(run.manifest_path)
 
 
+def metrics_stamp(run: Run) -> int:
+    """Change marker of the run's metrics.json."""
+    return _stamp(run.metrics_path)
+
+
 def per_sample_stamp(run: Run) -> int:
     """Change marker of the run's per-sample scores."""
     return _stamp(run.per_sample_path)
@@ -407,6 +426,26 @@ def neighbours(run: Run, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return knn.indices[0][keep], knn.distances[0][keep]
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _all_neighbours(path: str, stamp: int, k: int, _run: Run) -> tuple[np.ndarray, np.ndarray]:
+    del path
+    index = _index(run_key(_run), stamp, _run)
+    x = np.asarray(_run.embeddings)
+    rows, dists = [], []
+    for start in range(0, _run.n, 4096):  # bounded memory for large runs
+        ids = np.arange(start, min(start + 4096, _run.n))
+        knn = index.search(x[ids], k, query_ids=ids)
+        rows.append(knn.indices)
+        dists.append(knn.distances)
+    return np.concatenate(rows), np.concatenate(dists)
+
+
+def all_neighbours(run: Run, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest other samples of every sample (exact FAISS search, cached):
+    (N, k) rows (-1 where missing) and (N, k) distances."""
+    return _all_neighbours(run_key(run), manifest_stamp(run), min(k, run.n - 1), run)
+
+
 #: Options of compare_runs used by the dashboard (part of the on-disk cache key).
 COMPARE_OPTIONS = {"k": 10, "n_boot": 1000, "seed": 0}
 
@@ -436,46 +475,3 @@ def compare(run_a: Run, run_b: Run) -> dict[str, Any]:
     key_a = (run_key(run_a), manifest_stamp(run_a))
     key_b = (run_key(run_b), manifest_stamp(run_b))
     return _compare(key_a, key_b, confined(run_a), confined(run_b))
-
-
-def _metric_keys(runs: list[Run]) -> tuple:
-    return tuple((run_key(confined(r)), _stamp(r.metrics_path)) for r in runs)
-
-
-@st.cache_data(max_entries=16, show_spinner=False)
-def _collect(keys: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from ferembed.export import collect_metrics
-
-    return collect_metrics([k[0] for k in keys])
-
-
-def collected_metrics(runs: list[Run]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``ferembed.export.collect_metrics`` of the runs: (long, wide) tables."""
-    return _collect(_metric_keys(runs))
-
-
-EXPORT_FORMATS = {
-    "csv": ("ferembed-metrics.csv", "text/csv"),
-    "json": ("ferembed-metrics.json", "application/json"),  # not a run's metrics.json
-    "parquet": ("ferembed-metrics.parquet", "application/octet-stream"),
-    "html": ("report.html", "text/html"),
-}
-
-
-@st.cache_data(max_entries=32, show_spinner=False)
-def _export(keys: tuple, fmt: str) -> bytes:
-    from ferembed.export import export
-
-    filename = EXPORT_FORMATS[fmt][0]
-    # Written to a private temporary directory (never into the runs root) and read back.
-    with tempfile.TemporaryDirectory(prefix="ferembed-export-") as tmp:
-        out = Path(tmp) / filename
-        export([k[0] for k in keys], format=fmt, out=out)
-        return out.read_bytes()
-
-
-def export_bytes(runs: list[Run], fmt: str) -> bytes:
-    """The runs' metrics exported by ``ferembed.export.export`` as ``fmt``, as bytes."""
-    if fmt not in EXPORT_FORMATS:
-        raise ValueError(f"format must be one of {sorted(EXPORT_FORMATS)}, got {fmt!r}")
-    return _export(_metric_keys(runs), fmt)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from dashboard import _data, _samples
+from dashboard import _charts, _data, _defaults, _samples
 from dashboard._safe import markdown_text, metrics_problem
 from ferembed import _thumbs
 from ferembed.errors import FerembedError
@@ -77,6 +77,44 @@ def _unique_names(runs: Sequence[Run]) -> list[str]:
 
 def display_names(runs: Sequence[Run]) -> list[str]:
     return _unique_names(runs)
+
+
+def run_colors(runs: Sequence[Run]) -> list[str]:
+    """The colour of each run: fixed by the run's place among ALL runs under the root (sorted
+    by path), so a run keeps its colour on every page whatever else is selected."""
+    r = root()
+    every = sorted(e.rel for e in _data.scan_runs(r) if e.run is not None)
+    place = {rel: i for i, rel in enumerate(every)}
+    rels = []
+    for run in runs:
+        try:
+            rels.append(_data.relative(r, run.path))
+        except ValueError:  # not under the root (cannot happen for a selected run)
+            rels.append(str(run.path))
+    # Runs opened by path outside the scan come after the scanned ones, by path.
+    for rel in sorted(set(rels) - set(place)):
+        place[rel] = len(place)
+    return [_charts.run_color(place[rel]) for rel in rels]
+
+
+def warn_unpaired(ref: Run, others: Sequence[Run], *, what: str) -> list[Run]:
+    """Warn about each run of ``others`` that shares under half of its samples with ``ref``
+    (a different dataset or split: pairing them compares different faces); returns those."""
+    bad = []
+    ids_ref = _data.sample_ids(ref)
+    for run in others:
+        if run is ref:
+            continue
+        frac = _defaults.shared_fraction(ids_ref, _data.sample_ids(run))
+        if frac < _defaults.MIN_SHARED:
+            bad.append(run)
+            st.warning(
+                f"{markdown_text(run.name)} and {markdown_text(ref.name)} share only "
+                f"{frac:.0%} of their samples ({markdown_text(_defaults.group_of(run.manifest))} "
+                f"vs {markdown_text(_defaults.group_of(ref.manifest))}): {what} compares "
+                "different faces. Select runs of one dataset / split in the sidebar."
+            )
+    return bad
 
 
 def metrics_for(runs: Sequence[Run], *, key: str) -> dict[str, dict[str, Any]]:

@@ -4,7 +4,7 @@ significance, per-class deltas, and the samples that flip between correct and wr
 import pandas as pd
 import streamlit as st
 
-from dashboard import _charts, _data, _samples, _ui
+from dashboard import _charts, _data, _defaults, _samples, _ui
 from dashboard._safe import markdown_text as md
 from ferembed import _format
 from ferembed.metrics.catalog import title as metric_title
@@ -18,9 +18,13 @@ runs = _ui.require_runs(2, what="comparisons")
 names = _ui.display_names(runs)
 
 c1, c2 = st.columns([1, 2])
-# The softmax run, when there is one, is the natural baseline of a loss comparison.
-losses = [((r.manifest.get("model") or {}).get("loss") or "") for r in runs]
-default_a = losses.index("softmax") if "softmax" in losses else 0
+# The reference the user marked, else the softmax run: the natural baseline of a loss comparison.
+rels = [_data.relative(_ui.root(), r.path) for r in runs]  # the sidebar's keys
+ref_rel = _defaults.pick_reference(
+    [(rel, r.name, r.manifest) for rel, r in zip(rels, runs, strict=True)],
+    marked=st.session_state.get(_data.MARKED_KEY),
+)
+default_a = rels.index(ref_rel)
 ia = c1.selectbox(
     "Baseline (A)", range(len(runs)), index=default_a, format_func=lambda i: names[i], key="cmp_a"
 )
@@ -54,8 +58,33 @@ else:
     st.caption(f"No {METRICS_FILE} yet for these runs (Runs page); paired tests below still work.")
 
 
+def _flip_page(ids: list, key: str) -> list:
+    """One page of flipped sample ids, optionally of one class (A's label)."""
+    ann = _samples.annotations(run_a)
+    labels = ann["label"].to_numpy()[_data.rows_of(run_a, ids)]
+    c1, c2 = st.columns(2)
+    present = sorted(set(labels), key=run_a.class_names.index)
+    cls = c1.selectbox(
+        "Class", [None, *present], format_func=lambda c: "All classes" if c is None else md(c),
+        key=f"cmp_cls_{key}",
+    )  # fmt: skip
+    if cls is not None:
+        ids = [s for s, lab in zip(ids, labels, strict=True) if lab == cls]
+    pages = max(1, -(-len(ids) // MAX_FLIPS))
+    page = int(c2.number_input(
+        f"Page (of {pages})", 1, pages, 1, key=f"cmp_page_{key}_{cls}",
+    ))  # fmt: skip
+    if cls is not None or pages > 1:
+        st.caption(
+            f"{len(ids)} sample(s)" + (f" labelled {md(cls)}" if cls is not None else "")
+            + f"; page {page} of {pages} ({MAX_FLIPS} per page)."
+        )  # fmt: skip
+    return ids[(page - 1) * MAX_FLIPS : page * MAX_FLIPS]
+
+
 def draw_pair(run_b, ib: int) -> None:
     """The paired comparison of A with one run B."""
+    _ui.warn_unpaired(run_a, [run_b], what="the paired comparison")
     if not _data.compare_ready(run_a, run_b) and not st.session_state.get(f"cmp_go_{ib}"):
         n = max(run_a.n, run_b.n)
         st.info(
@@ -148,7 +177,10 @@ def draw_pair(run_b, ib: int) -> None:
         )
         if not ids:
             continue
-        rows_a = _data.rows_of(run_a, ids[:MAX_FLIPS])
+        ids = _flip_page(ids, f"{direction}_{ib}")
+        if not ids:
+            continue
+        rows_a = _data.rows_of(run_a, ids)
         sub = ann_a.iloc[rows_a]
         # Predictions are only those compare_runs judged when they come from both heads.
         if res["correctness"] == "head":

@@ -118,6 +118,7 @@ if not others:
     st.stop()
 idx_b = st.selectbox("Compared with (B)", others, format_func=lambda i: names[i], key="conf_run_b")
 run_b = runs[idx_b]
+_ui.warn_unpaired(run_a, [run_b], what="the difference matrix")
 m_b = have[_data.run_key(run_b)]
 cm_b = matrix(m_b, source, True)
 cm_a = matrix(m_a, source, True)
@@ -127,7 +128,13 @@ elif cm_b is None or cm_a is None or cm_b.shape != cm_a.shape:
     st.info(f"{md(run_b.name)} has no {SOURCES[source]} confusion matrix.")
 else:
     diff = cm_b - cm_a
-    lim = float(np.nanmax(np.abs(diff))) or 1.0
+    # Symmetric around 0 with a floor: a +-0.02 change stays pale.
+    lim = _charts.delta_limit(diff)
+    st.caption(
+        f"B - A of the row-normalised matrices, colour scale +-{lim:.2f} centred at 0 (at least "
+        f"+-{_charts.DELTA_FLOOR:g}). Diagonal: positive = B recalls the class more often; "
+        "off the diagonal: positive = B makes that confusion more often."
+    )
     st.plotly_chart(
         _charts.heatmap(
             diff,
@@ -135,7 +142,8 @@ else:
             title=f"{run_b.name} - {run_a.name} (row-normalised; diagonal up = better recall)",
             zmin=-lim,
             zmax=lim,
-            colorscale="RdBu",
+            zmid=0.0,
+            colorscale=_charts.DIVERGING,
             fmt="+.2f",
             xaxis="predicted",
             yaxis="true",

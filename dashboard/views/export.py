@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import _data, _ui
+from dashboard import _data, _export, _ui
 from dashboard._safe import code_text, markdown_text
 
 st.title("Export")
@@ -16,7 +16,7 @@ st.caption(
     f"{len(runs)} run(s): " + ", ".join(code_text(r.name) for r in runs) + ". Files are built by "
     "`ferembed.export` (the same as `ferembed export ... --format F`)."
 )
-long_df, wide_df = _data.collected_metrics(runs)
+long_df, wide_df = _export.collected_metrics(runs)
 st.subheader("Summary (one row per run)")
 st.dataframe(wide_df, hide_index=True, key="export_wide")
 with st.expander(f"Long table ({len(long_df):,} rows: run, metric, class, value, CI)"):
@@ -31,10 +31,10 @@ labels = {
 }
 cols = st.columns(len(labels))
 for col, (fmt, label) in zip(cols, labels.items(), strict=True):
-    filename, mime = _data.EXPORT_FORMATS[fmt]
+    filename, mime = _export.EXPORT_FORMATS[fmt]
     with col:
         try:
-            data = _data.export_bytes(runs, fmt)
+            data = _export.export_bytes(runs, fmt)
         except Exception as exc:  # one failing format must not hide the others
             st.error(f"{fmt}: {markdown_text(_ui.error_line(exc))}")
             continue

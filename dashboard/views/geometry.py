@@ -16,6 +16,7 @@ if not runs:
     st.stop()
 names = _ui.display_names(runs)
 mets = [have[_data.run_key(r)] for r in runs]
+colors = _ui.run_colors(runs)  # one colour per run on every page
 classes = runs[0].class_names
 if any(r.class_names != classes for r in runs):
     st.warning("The selected runs have different class lists; per-class charts use the first's.")
@@ -48,7 +49,9 @@ def draw_per_class() -> None:
     for i, (field, title, yaxis) in enumerate(charts):
         with cols[i % 2]:
             st.plotly_chart(
-                _charts.grouped_bars(classes, per_class_series(field), title=title, yaxis=yaxis),
+                _charts.grouped_bars(
+                    classes, per_class_series(field), title=title, yaxis=yaxis, colors=colors
+                ),
                 key=f"geom_{field}",
             )
     nearest = {
@@ -79,16 +82,16 @@ def draw_centroids() -> None:
 
 
 def draw_histograms() -> None:
-    hists = {
-        name: m["histograms"]
-        for name, m in zip(names, mets, strict=True)
-        if isinstance(m.get("histograms"), dict) and "bin_edges" in m["histograms"]
-    }
+    has = [isinstance(m.get("histograms"), dict) and "bin_edges" in m["histograms"] for m in mets]
+    hists = {name: m["histograms"] for name, m, ok in zip(names, mets, has, strict=True) if ok}
+    hist_colors = [c for c, ok in zip(colors, has, strict=True) if ok]
     if not hists:
         st.info("No distance histograms in the metrics.")
         return
     st.plotly_chart(
-        _charts.histogram_chart(hists, title="Intra-class (solid) vs inter-class (dashed)"),
+        _charts.histogram_chart(
+            hists, title="Intra-class (solid) vs inter-class (dashed)", colors=hist_colors
+        ),
         key="geom_hist",
     )
     st.dataframe(
@@ -106,13 +109,16 @@ def draw_collapse() -> None:
     keys = ["nc1", "nc2_equinorm", "nc2_equiangularity", "nc3"]
     series = {name: [_num(m.get(k)) for k in keys] for name, m in zip(names, mets, strict=True)}
     st.plotly_chart(
-        _charts.metric_bars(keys, series, title="Neural collapse (lower = more collapsed)"),
+        _charts.metric_bars(
+            keys, series, title="Neural collapse (lower = more collapsed)", colors=colors
+        ),
         key="geom_nc",
     )
     st.caption(
         "NC1: within-class variability relative to between-class; NC2: class means equinorm / "
         "equiangular (simplex ETF); NC3: alignment of class means with the head's weights "
-        "(empty for runs without a head)."
+        "(empty for runs without a head). The axis turns logarithmic when the values span "
+        f"more than {_charts.LOG_DECADES:g} decades."
     )
 
 

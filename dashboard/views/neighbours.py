@@ -4,11 +4,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import _data, _samples, _ui
+from dashboard import _data, _samples, _suspects, _ui
 from dashboard._safe import markdown_text as md
-from ferembed.runs import PER_SAMPLE_FILE
 
-#: Entries of the most-likely-mislabelled list.
+#: Entries per page of the most-likely-mislabelled list.
 SUSPECTS = 24
 
 
@@ -34,31 +33,59 @@ k = c2.slider("k", 1, 30, 8, key="nb_k")
 
 query_id = None
 if mode == "suspects":
-    noise = ann_ref["noise"].to_numpy(dtype=float)
-    if np.isnan(noise).all():
-        st.info(
-            f"No label-noise scores for {ref.name} yet ({PER_SAMPLE_FILE}): compute its "
-            "metrics on the Runs page, or pick a sample by id."
+    try:
+        with st.spinner(f"Ranking the samples of {md(ref.name)} (once; cached)..."):
+            ranked = _suspects.ranked_suspects(ref)
+    except Exception as exc:  # e.g. non-finite embeddings: pick by id instead
+        _ui.skipped(ref, exc)
+        ranked = None
+    if ranked is not None and len(ranked):
+        names = ref.class_names
+        f1, f2 = st.columns([2, 1])
+        cls = f1.selectbox(
+            "Labelled as",
+            [None, *names],
+            format_func=lambda c: "All classes" if c is None else md(c),
+            key="nb_class",
         )
-    else:
-        order = np.argsort(-np.nan_to_num(noise, nan=-1.0), kind="stable")[:SUSPECTS]
-        sus = ann_ref.iloc[order]
+        labels = np.asarray(ref.labels)[ranked["row"].to_numpy()]
+        if cls is not None:
+            ranked = ranked[labels == names.index(cls)]
+        pages = max(1, -(-len(ranked) // SUSPECTS))
+        page = int(f2.number_input(f"Page (of {pages})", 1, pages, 1, key=f"nb_page_{cls}"))
+        part = ranked.iloc[(page - 1) * SUSPECTS : page * SUSPECTS]
+        order = part["row"].to_numpy()
+        sus = ann_ref.iloc[order].assign(
+            score=part["weighted_disagreement"].to_numpy(),
+            margin=part["margin"].to_numpy(),
+            voted=[names[v] for v in part["voted"]],
+        )
         st.caption(
-            f"The {len(order)} samples of **{md(ref.name)}** whose neighbours most disagree with "
-            "their label (kNN label disagreement): likely label noise or hard cases."
+            f"Samples of **{md(ref.name)}**"
+            + (f" labelled {md(cls)}" if cls is not None else "")
+            + f", ranked by how strongly their {_suspects.K} nearest neighbours vote for another "
+            "label (share of the distance-weighted vote on other labels; ties by the vote "
+            f"margin): likely label noise or hard cases. Page {page} of {pages}. Captions: "
+            "label → the neighbours' label (score)."
         )
         _ui.face_grid(
-            ref, order, [f"{a.label} ({a.noise:.2f})" for a in sus.itertuples()], width=64
+            ref,
+            order,
+            [f"{a.label} → {a.voted} ({a.score:.2f})" for a in sus.itertuples()],
+            width=64,
         )
+        info = sus.set_index("sample_id")
         query_id = st.selectbox(
             "Query sample",
             sus["sample_id"].tolist(),
             format_func=lambda sid: (
-                f"{sid} · labelled {sus.set_index('sample_id').at[sid, 'label']} · noise "
-                f"{sus.set_index('sample_id').at[sid, 'noise']:.2f}"
+                f"{sid} · labelled {info.at[sid, 'label']} · neighbours say "
+                f"{info.at[sid, 'voted']} · score {info.at[sid, 'score']:.3f}"
             ),
             key="nb_suspect",
         )
+    elif ranked is not None:
+        st.info(f"{md(ref.name)} has a single sample: pick a sample by id.")
 if mode == "id" or query_id is None:
     query_id = st.text_input(
         "Sample id", value=str(ann_ref["sample_id"].iloc[0]), key="nb_id"

@@ -63,6 +63,7 @@ for r in runs:
 runs = drawn
 if not runs:
     st.stop()
+_ui.warn_unpaired(runs[0], runs[1:], what="the alignment")
 projs = _data.align(runs, projs)
 
 sampled = [(r, p) for r, p in zip(runs, projs, strict=True) if p.sampled]

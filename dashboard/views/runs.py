@@ -4,6 +4,7 @@ import streamlit as st
 
 from dashboard import _data, _ui
 from dashboard._safe import code_text, markdown_text
+from ferembed.metrics.catalog import CATALOG
 from ferembed.metrics.catalog import title as metric_title
 from ferembed.runs import METRICS_FILE
 
@@ -23,15 +24,35 @@ for e in bad:
 if table.empty:
     st.info("No runs found. Create one with `ferembed embed` or `ferembed import`.")
 else:
-    number = st.column_config.NumberColumn(format="%.3f")
+    show_all = st.toggle(
+        "All columns",
+        value=False,
+        key="runs_all_columns",
+        help="Every headline metric with its 95% CI, the dataset, the architecture and sizes.",
+    )
+    compact = ["run", "dataset", "split", "loss", *map(metric_title, _data.COMPACT_METRICS)]
+    order = list(table.columns) if show_all else [c for c in compact if c in table.columns]
+
+    def metric_column(key: str):
+        info = CATALOG.get(key)
+        direction = {True: "higher is better", False: "lower is better"}.get(
+            info.higher_is_better if info else None, ""
+        )
+        label = f"{metric_title(key)} {info.arrow}".strip() if info else key
+        help_text = f"{info.label}" + (f" ({direction})" if direction else "") if info else None
+        return st.column_config.NumberColumn(label, format="%.3f", help=help_text)
+
     st.dataframe(
         table,
         hide_index=True,
         width="stretch",
+        column_order=order,
         column_config={
+            # The run's name stays in view when the table scrolls sideways.
+            "run": st.column_config.TextColumn("run", pinned=True),
             "N": st.column_config.NumberColumn(format="%d"),
             "D": st.column_config.NumberColumn(format="%d"),
-            **{metric_title(key): number for key in _data.TABLE_METRICS},
+            **{metric_title(key): metric_column(key) for key in _data.TABLE_METRICS},
         },
         key="runs_table",
     )

@@ -51,14 +51,28 @@ def runs_root(runs_tree) -> Path:
     return runs_tree / "runs"
 
 
+#: ``app(selected=DEFAULT)`` keeps the app's own default selection.
+DEFAULT = object()
+
+
 @pytest.fixture
 def app(runs_root, monkeypatch):
-    """A function ``app(page=None, setup=None)`` returning an AppTest that ran ``page``."""
+    """A function ``app(page=None, setup=None, root=None, selected=...)`` returning an AppTest
+    that ran ``page``.
+
+    The page tests on the standard root see the selection ``list(VALID)`` (alphabetical, so
+    arcface is the reference); ``selected=DEFAULT`` keeps the app's own default (the softmax
+    run first: tested in test_defaults.py) and another root always does.
+    """
     from streamlit.testing.v1 import AppTest
 
-    def open_page(page: str | None = None, *, setup=None, root: Path | None = None):
+    def open_page(page: str | None = None, *, setup=None, root: Path | None = None, selected=None):
         monkeypatch.setenv("FEREMBED_RUNS", str(root or runs_root))
         at = AppTest.from_file(str(APP), default_timeout=120)
+        if selected is None and root is None:
+            selected = list(VALID)
+        if selected is not None and selected is not DEFAULT:
+            at.session_state["selected_runs"] = list(selected)
         at.run()
         assert not at.exception, at.exception
         if setup is not None:
