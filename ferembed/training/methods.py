@@ -65,10 +65,18 @@ SEED_METHODS: dict[str, SeedMethod] = {
         ),
         SeedMethod(
             "triplet",
-            "Batch-hard triplet loss (pytorch-metric-learning)",
-            {"loss": "triplet", "sampler": "balanced"},
+            "Triplet loss with semi-hard mining (FaceNet; pytorch-metric-learning)",
+            # Batch-hard mining collapsed every FER2013 embedding to one point (noisy labels make
+            # the hardest pairs mislabelled faces); semi-hard triplets do not reward collapse.
+            {"loss": "triplet", "sampler": "balanced", "loss_params": {"mining": "semihard"}},
         ),
-        SeedMethod("arcface", "ArcFace (pytorch-metric-learning)", {"loss": "arcface"}),
+        SeedMethod(
+            "arcface",
+            "ArcFace, s = 30, m = 0.3 (Deng et al. 2019; pytorch-metric-learning)",
+            # The paper's s = 64, m = 0.5 collapsed on FER2013 (7 hard, noisy classes): no sample
+            # reached its margin, and every embedding went to one point.
+            {"loss": "arcface", "loss_params": {"scale": 30.0, "margin": 0.3}},
+        ),
     )
 }
 
