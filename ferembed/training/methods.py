@@ -65,10 +65,17 @@ SEED_METHODS: dict[str, SeedMethod] = {
         ),
         SeedMethod(
             "triplet",
-            "Triplet loss with semi-hard mining (FaceNet; pytorch-metric-learning)",
+            "Triplet loss, semi-hard mining, margin 0.1 (FaceNet; pytorch-metric-learning)",
             # Batch-hard mining collapsed every FER2013 embedding to one point (noisy labels make
-            # the hardest pairs mislabelled faces); semi-hard triplets do not reward collapse.
-            {"loss": "triplet", "sampler": "balanced", "loss_params": {"mining": "semihard"}},
+            # the hardest pairs mislabelled faces). FER2013 from the softmax checkpoint, 4 epochs,
+            # test accuracy / class separation: semi-hard, margin 0.2: 50.3% / 0.35; batch-all,
+            # margin 0.2: 57.1% / 0.05 (every class squeezed into one narrow cone); semi-hard,
+            # margin 0.1: 55.8% / 0.36.
+            {
+                "loss": "triplet",
+                "sampler": "balanced",
+                "loss_params": {"mining": "semihard", "margin": 0.1},
+            },
         ),
         SeedMethod(
             "arcface",
