@@ -80,8 +80,9 @@ SEED_METHODS: dict[str, SeedMethod] = {
         SeedMethod(
             "arcface",
             "ArcFace, s = 30, m = 0.3 (Deng et al. 2019; pytorch-metric-learning)",
-            # The paper's s = 64, m = 0.5 collapsed on FER2013 (7 hard, noisy classes): no sample
-            # reached its margin, and every embedding went to one point.
+            # The paper's s = 64, m = 0.5 collapsed on FER2013 (7 hard, noisy classes): 24% test
+            # accuracy, every class centroid at one point. From the softmax checkpoint, 4 epochs,
+            # s = 30, m = 0.3 gives 56.6% and a class separation of 0.20.
             {"loss": "arcface", "loss_params": {"scale": 30.0, "margin": 0.3}},
         ),
     )
