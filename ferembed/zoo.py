@@ -220,6 +220,11 @@ def _card(
         f"| data | `{dataset}` split `{data.get('split', 'train')}`, {row['n_train']} images; "
         f"validated on `{data.get('val_split')}` |",
         f"| epochs | {row['epochs']} (best {row['best_epoch']}) |",
+        *(
+            [f"| initialised from | `{init}` (these epochs fine-tune it; its own come on top) |"]
+            if (init := (sidecar.get("train") or {}).get("init_checkpoint"))
+            else []
+        ),
         f"| wall time | {row['wall_time_s']} s on {row['device']} "
         f"({platform.machine()}, shared 2-core machine: times vary with load) |",
         f"| test accuracy (head) | {_with_ci(row['test_accuracy'], row['test_accuracy_ci'])} |",
