@@ -146,6 +146,7 @@ def _fer_entry(study, m: str, met: dict, description: str) -> dict[str, Any]:
         "wall_time_s": side.get("wall_time_s"),
         "device": side.get("device"),
         "card_test_accuracy": card.get("test_accuracy"),
+        "card_class_separation": card.get("class_separation"),
         "n": met["n"],
         **{k: met.get(k) for k in FER_KEYS},
         "ci": {k: met.get("ci", {}).get(k) for k in FER_KEYS},

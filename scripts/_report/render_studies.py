@@ -206,6 +206,17 @@ def failures_section(res: dict, figs: dict, L: list[str]) -> None:
         "so these two rows say nothing about the losses themselves at a tuned setting.",
         "",
     ]
+    for m in an["superseded"]:
+        v = res["fer2013"][m]
+        acc = cell(v["card_test_accuracy"], True)
+        L += [
+            f"Since this study ran, the shipped **{m}** checkpoint was retrained (its model card "
+            f"gives the recipe and the command): test accuracy {acc}%, "
+            f"separation {number(v['card_class_separation'], '.3f')}. The tables above still show "
+            "the checkpoint this study measured; `python scripts/results_study.py all` measures "
+            "the shipped one.",
+            "",
+        ]
 
 
 def reproduce_section(res: dict, figs: dict, L: list[str]) -> None:
