@@ -76,14 +76,3 @@ def adaptive(v: Any, *, missing: str = "–") -> str:
     if v != 0 and (abs(v) >= 1e4 or abs(v) < 1e-3):
         return f"{v:.3g}"
     return f"{v:.1f}" if abs(v) >= 1000 else f"{v:.4f}"
-
-
-def metric(key: str, v: Any, ci: Sequence[Any] | None = None, *, digits: int = 3, **kw) -> str:
-    """A headline metric by its catalog entry: fractions as percentages with ``digits - 1``
-    decimals and a "%", other values with ``digits`` decimals."""
-    from ferembed.metrics.catalog import CATALOG
-
-    info = CATALOG.get(key)
-    if info is not None and info.fraction:
-        return with_ci(v, ci, f".{max(digits - 1, 0)}f", percent=True, percent_sign=True, **kw)
-    return with_ci(v, ci, f".{digits}f", **kw)
