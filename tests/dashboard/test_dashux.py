@@ -8,7 +8,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import VALID
+from conftest import REPO, VALID
 from dashboard_synth import make_run, make_runs, make_split
 from test_pages import chart, tables_with
 
@@ -148,7 +148,6 @@ def test_export_html_report_has_the_cli_colours(app, runs_root, tmp_path, monkey
     import subprocess
     import sys
 
-    from conftest import REPO
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 
     files: dict[str, bytes] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import BROKEN, VALID, N
+from conftest import BROKEN, DEFAULT, VALID, N
 from page_views import chart, metrics_of, pca, tables_with, texts
 
 from ferembed.runs import load_run
@@ -20,8 +20,6 @@ from ferembed.runs import load_run
 
 
 def test_sidebar_selects_valid_runs_and_flags_malformed(app):
-    from conftest import DEFAULT
-
     at = app(selected=DEFAULT)
     # The softmax run is the reference (first), then its group's other runs (issue #13).
     assert at.sidebar.multiselect[0].value == ["softmax", "arcface", "supcon"]
