@@ -1,0 +1,177 @@
+"""Projection page: a selection in one panel marks the same samples (by sample_id) in every
+panel, survives a change of colouring, and is counted per class; figure downloads (issue #13).
+
+Expected ids and counts are computed here from the runs' files (samples table, labels).
+"""
+
+from __future__ import annotations
+
+import io
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+from conftest import VALID
+from page_views import chart, pca, tables_with
+
+from ferembed.runs import load_run
+
+
+def _select(at, fig, wanted) -> None:
+    """Set the chart's selection the way the browser reports it: (trace, index in the trace)."""
+    points = [{"curve_number": c, "point_index": i} for c, i in wanted]
+    at.session_state["proj_chart"] = {
+        "selection": {"points": points, "point_indices": [], "box": [], "lasso": []}
+    }
+
+
+def _clear_event(at) -> None:
+    """What the browser does when the figure changes: the new chart has no selection."""
+    at.session_state["proj_chart"] = {
+        "selection": {"points": [], "point_indices": [], "box": [], "lasso": []}
+    }
+
+
+def _highlighted(fig, runs) -> dict[int, set[str]]:
+    """Per panel, the sample ids of the points the figure marks as selected."""
+    marked: dict[int, set[str]] = {}
+    for trace in fig["data"]:
+        custom = np.asarray(trace["customdata"], dtype=np.int64)
+        panel = int(custom[0, 0])
+        ids = runs[panel].samples["sample_id"].astype(str).to_numpy()[custom[:, 1]]
+        chosen = trace.get("selectedpoints")
+        assert chosen is not None, "a trace without selectedpoints"
+        marked.setdefault(panel, set()).update(ids[np.asarray(chosen, dtype=np.int64)])
+    return marked
+
+
+@pytest.fixture
+def selected(app, runs_root):
+    """An AppTest with points picked in the first panel only, and the picked sample ids."""
+    at = app("projection", setup=pca)
+    fig = chart(at, "proj_chart")
+    runs = [load_run(runs_root / v) for v in VALID]
+    panel0 = [c for c, t in enumerate(fig["data"]) if t["customdata"][0][0] == 0]
+    # A few points of two traces (classes) of the first panel, as a lasso would give.
+    wanted = [(panel0[0], i) for i in range(4)] + [(panel0[1], i) for i in range(3)]
+    ids = set()
+    for c, i in wanted:
+        panel, row = fig["data"][c]["customdata"][i]
+        assert panel == 0
+        ids.add(str(runs[0].samples["sample_id"].to_numpy()[row]))
+    _select(at, fig, wanted)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    return at, runs, ids
+
+
+def _check_marked(at, runs, ids) -> None:
+    marked = _highlighted(chart(at, "proj_chart"), runs)
+    assert sorted(marked) == list(range(len(VALID)))
+    for panel, got in marked.items():
+        have = set(runs[panel].samples["sample_id"].astype(str))
+        assert got == ids & have
+        assert got  # the synthetic runs share their samples: every panel marks some
+
+
+def test_a_selection_in_one_panel_is_marked_in_every_panel(selected):
+    at, runs, ids = selected
+    _check_marked(at, runs, ids)
+
+
+def test_the_selection_survives_a_change_of_colouring(selected):
+    at, runs, ids = selected
+    at.session_state["proj_color"] = "correct"
+    _clear_event(at)
+    at.run()
+    assert not at.exception
+    fig = chart(at, "proj_chart")
+    assert {t["name"] for t in fig["data"]} <= {"correct", "wrong", "no prediction"}
+    _check_marked(at, runs, ids)
+    # The faces listed are still those picked in the first panel.
+    table = tables_with(at, "sample_id", "noise")
+    assert len(table) == 1 and set(table[0]["sample_id"]) == ids
+
+
+def test_the_per_class_breakdown_counts_each_runs_labels(selected):
+    at, runs, ids = selected
+    table = tables_with(at, "class", *VALID)
+    assert len(table) == 1
+    table = table[0].set_index("class")
+    for run, name in zip(runs, VALID, strict=True):
+        sid = run.samples["sample_id"].astype(str).to_numpy()
+        labels = run.labels[np.isin(sid, list(ids))]
+        for k, cls in enumerate(run.class_names):
+            assert table.loc[cls, name] == int((labels == k).sum())
+        assert table.loc["total", name] == len(labels)
+
+
+def test_clear_selection_forgets_it(selected):
+    at, runs, ids = selected
+    _clear_event(at)
+    at.button(key="proj_clear").click().run()
+    assert not at.exception
+    fig = chart(at, "proj_chart")
+    assert all(t.get("selectedpoints") is None for t in fig["data"])
+    assert not tables_with_or_none(at, "sample_id", "noise")
+
+
+def tables_with_or_none(at, *columns):
+    return [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Figure downloads
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """The bytes of every file offered for download, by file name."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    files: dict[str, bytes] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def spy(self, path_or_data, mimetype, kind, filename=None):
+        files[filename] = path_or_data
+        return original(self, path_or_data, mimetype, kind, filename)
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", spy)
+    return files
+
+
+def _check_files(files, figure) -> None:
+    root = ET.parse(io.BytesIO(files[f"{figure}.svg"])).getroot()
+    assert root.tag.endswith("svg")
+    assert files[f"{figure}.pdf"].startswith(b"%PDF-")
+    assert files[f"{figure}.png"].startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_projection_figure_downloads(app, downloads):
+    def setup(at):
+        pca(at)
+        at.session_state["proj_figure"] = True
+
+    at = app("projection", setup=setup)
+    labels = [d.label for d in at.download_button]
+    assert [label.split(" ")[0] for label in labels] == [
+        "projection.svg",
+        "projection.pdf",
+        "projection.png",
+    ]
+    _check_files(downloads, "projection")
+    svg = downloads["projection.svg"].decode()
+    assert all(v in svg for v in VALID)  # one titled panel per selected run
+
+
+def test_export_figure_downloads(app, downloads):
+    def setup(at):
+        at.session_state["export_figure"] = "geometry"
+        at.session_state["export_figure_files"] = True
+
+    at = app("export", setup=setup)
+    assert "geometry.svg" in " ".join(d.label for d in at.download_button)
+    _check_files(downloads, "geometry")
+    svg = downloads["geometry.svg"].decode()
+    assert all(v in svg for v in VALID)
