@@ -43,7 +43,7 @@ def _points_key(points: Sequence[dict]) -> tuple[tuple[int, int], ...]:
     return tuple(key)
 
 
-def update(points: Sequence[dict], fig, runs: Sequence[Run]) -> dict[str, list[str]]:
+def apply_event(points: Sequence[dict], fig, runs: Sequence[Run]) -> dict[str, list[str]]:
     """Apply a chart selection event to the stored selection and return it.
 
     ``points`` are the event's points, ``(curve_number, point_index)`` in ``fig`` (the figure
@@ -73,7 +73,7 @@ def update(points: Sequence[dict], fig, runs: Sequence[Run]) -> dict[str, list[s
     return picked
 
 
-def clear() -> None:
+def clear_selection() -> None:
     """Forget the selection (the Clear button's callback)."""
     st.session_state[STATE] = {}
 
@@ -83,7 +83,7 @@ def selected_ids(picked: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(s for ids in picked.values() for s in ids))
 
 
-def highlight(fig, runs: Sequence[Run], ids: Sequence[str]) -> None:
+def highlight_selection(fig, runs: Sequence[Run], ids: Sequence[str]) -> None:
     """Mark the samples ``ids`` in every 2-D panel of ``fig`` (in place); no-op without ids."""
     if not ids:
         return
@@ -100,7 +100,7 @@ def highlight(fig, runs: Sequence[Run], ids: Sequence[str]) -> None:
         )
 
 
-def breakdown(runs: Sequence[Run], names: Sequence[str], ids: Sequence[str]) -> pd.DataFrame:
+def class_breakdown(runs: Sequence[Run], names: Sequence[str], ids: Sequence[str]) -> pd.DataFrame:
     """Selected samples per class (rows) and run (columns): each run counts, by its own labels,
     the selected sample ids it has; a last row ``total``."""
     classes: list[str] = []
@@ -117,7 +117,7 @@ def breakdown(runs: Sequence[Run], names: Sequence[str], ids: Sequence[str]) -> 
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
-def page_of(rows: np.ndarray, key: str) -> tuple[np.ndarray, str]:
+def faces_page(rows: np.ndarray, key: str) -> tuple[np.ndarray, str]:
     """The rows on the page chosen with a pager (shown only past one page) and a note."""
     pages = max(1, -(-len(rows) // FACES_PER_PAGE))
     if pages == 1:

@@ -1,8 +1,12 @@
 """Projection: UMAP (or PCA) of each selected run, Procrustes-aligned onto the first run.
 
 Hovering a point shows its sample id, label and prediction (and subject / noise score when
-coloured by them); clicking it or drawing a box / lasso around points lists those faces below
-the chart (Plotly cannot draw images inside a hover label, so the faces come with a selection).
+coloured by them); clicking it or drawing a box / lasso around points selects those samples:
+they are marked, by sample_id, in every panel (and stay selected when the colouring changes),
+and below the chart come their count per class in each run and their faces, 24 per page
+(Plotly cannot draw images inside a hover label, so the faces come with a selection). See
+``dashboard._selection``. "Download figure" gives the projection as SVG / PDF / PNG
+(``ferembed plot``).
 """
 
 import numpy as np
@@ -120,12 +124,12 @@ else:
     fig = _charts.projection_chart(panels, color_kind="category", dim=dim, categories=order)
 
 if dim == 2:
-    picked = _selection.update(_points(st.session_state.get("proj_chart")), fig, runs)
-    _selection.highlight(fig, runs, _selection.selected_ids(picked))
+    picked = _selection.apply_event(_points(st.session_state.get("proj_chart")), fig, runs)
+    _selection.highlight_selection(fig, runs, _selection.selected_ids(picked))
     event = st.plotly_chart(
         fig, key="proj_chart", on_select="rerun", selection_mode=("points", "box", "lasso")
     )
-    picked = _selection.update(_points(event), fig, runs)
+    picked = _selection.apply_event(_points(event), fig, runs)
 else:
     st.plotly_chart(fig, key="proj_chart3d")
     picked = dict(st.session_state.get(_selection.STATE, {}))
@@ -140,13 +144,13 @@ ids = _selection.selected_ids(picked)
 if not ids:
     st.caption("Click a point, or draw a box / lasso (toolbar) on a 2-D chart, to list its faces.")
     st.stop()
-st.button("Clear selection", key=_selection.CLEAR, on_click=_selection.clear)
+st.button("Clear selection", key=_selection.CLEAR, on_click=_selection.clear_selection)
 names = _ui.display_names(runs)
 st.markdown(
     f"{len(ids):,} sample(s) selected, marked in every panel. Selected samples per class, "
     "counted in each run by its own labels:"
 )
-st.dataframe(_selection.breakdown(runs, names, ids), hide_index=True, key="proj_breakdown")
+st.dataframe(_selection.class_breakdown(runs, names, ids), hide_index=True, key="proj_breakdown")
 for i, run in enumerate(runs):
     if _data.run_key(run) not in picked:
         continue
@@ -156,7 +160,7 @@ for i, run in enumerate(runs):
     # Mistakes first: they are what one usually looks for in a cluster.
     rows = rows[np.argsort(ann["correct"].to_numpy()[rows] != "wrong", kind="stable")]
     sel = ann.iloc[rows]
-    shown, more = _selection.page_of(rows, f"proj_page_{i}")
+    shown, more = _selection.faces_page(rows, f"proj_page_{i}")
     st.markdown(f"**{md(names[i])}**: {len(rows)} selected{more}")
     _ui.face_grid(
         run,
