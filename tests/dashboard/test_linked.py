@@ -1,7 +1,8 @@
 """Projection page: a selection in one panel marks the same samples (by sample_id) in every
 panel, survives a change of colouring, and is counted per class; figure downloads (issue #13).
 
-Expected ids and counts are computed here from the runs' files (samples table, labels).
+Expected ids and counts are computed here from the runs' files (samples table, labels). The
+last test drags a box in headless Chromium (`-m browser`, with the fixtures of test_browser.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 from conftest import VALID
-from page_views import chart, pca, tables_with
+from page_views import _decode, chart, pca, tables_with
+from test_browser import browser, server, sync_api  # noqa: F401 (fixtures of the browser test)
 
 from ferembed.runs import load_run
 
@@ -43,6 +45,11 @@ def _highlighted(fig, runs) -> dict[int, set[str]]:
         assert chosen is not None, "a trace without selectedpoints"
         marked.setdefault(panel, set()).update(ids[np.asarray(chosen, dtype=np.int64)])
     return marked
+
+
+def tables_with_or_none(at, *columns):
+    """The page's tables that have all these columns (maybe none)."""
+    return [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
 
 
 @pytest.fixture
@@ -116,10 +123,6 @@ def test_clear_selection_forgets_it(selected):
     assert not tables_with_or_none(at, "sample_id", "noise")
 
 
-def tables_with_or_none(at, *columns):
-    return [d.value for d in at.dataframe if set(columns) <= set(d.value.columns)]
-
-
 # ---------------------------------------------------------------------------------------------
 # Figure downloads
 # ---------------------------------------------------------------------------------------------
@@ -175,3 +178,55 @@ def test_export_figure_downloads(app, downloads):
     _check_files(downloads, "geometry")
     svg = downloads["geometry.svg"].decode()
     assert all(v in svg for v in VALID)
+
+
+# ---------------------------------------------------------------------------------------------
+# In a real browser
+# ---------------------------------------------------------------------------------------------
+
+#: Per trace of the projection chart: its customdata ([panel, run row]; typed arrays as lists,
+#: or still Plotly's {dtype, bdata, shape}) and selectedpoints.
+_TRACES_JS = """() => {
+  const gd = document.querySelector('.js-plotly-plot');
+  const plain = v => (v && ArrayBuffer.isView(v)) ? Array.from(v)
+    : (Array.isArray(v) ? v.map(plain) : v);
+  return gd.data.map(t => ({custom: plain(t.customdata), selected: plain(t.selectedpoints)}));
+}"""
+
+
+@pytest.mark.browser
+def test_a_box_in_one_panel_marks_the_same_faces_in_chromium(browser, server, runs_root):  # noqa: F811
+    from test_browser import APP_IDLE, PAGE_TIMEOUT_MS, _assert_clean, _open
+
+    page = browser.new_page(viewport={"width": 1400, "height": 2000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    _open(page, f"{server}/projection")
+    # A box over the left half of the first subplot (the chart's drag mode is box select).
+    area = page.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    x0, y0 = area["x"] + 2, area["y"] + 2
+    x1, y1 = area["x"] + area["width"] / 2, area["y"] + area["height"] - 2
+    page.mouse.move(x0, y0)
+    page.mouse.down()
+    page.mouse.move(x1, y1, steps=8)
+    page.mouse.up()
+    page.wait_for_function(
+        "() => document.body.innerText.includes('marked in every panel')",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    page.wait_for_function(APP_IDLE, timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(800)
+    _assert_clean(page, errors, "linked selection")
+    traces = page.evaluate(_TRACES_JS)
+    page.close()
+    # The app's default selection: softmax first, then its group (test_pages checks it).
+    runs = [load_run(runs_root / n) for n in ("softmax", "arcface", "supcon")]
+    marked: dict[int, set[str]] = {}
+    for t in traces:
+        assert t["selected"] is not None, "a trace without selectedpoints"
+        custom = np.asarray(_decode(t["custom"]), dtype=np.int64).reshape(-1, 2)
+        ids = runs[int(custom[0, 0])].samples["sample_id"].astype(str).to_numpy()[custom[:, 1]]
+        marked.setdefault(int(custom[0, 0]), set()).update(ids[np.asarray(t["selected"], int)])
+    assert marked[0] and len(marked) == len(runs)
+    for panel, got in marked.items():
+        assert got == marked[0] & set(runs[panel].samples["sample_id"].astype(str)), panel
