@@ -14,9 +14,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import _data
+from dashboard import _data, _ui
 from dashboard._safe import markdown_text
-from ferembed.errors import FerembedError
 from ferembed.export.figures import IMAGE_FORMATS, plot_runs
 from ferembed.runs import Run
 
@@ -56,8 +55,8 @@ def download_buttons(runs: Sequence[Run], figure: str, *, key: str, **params) ->
     try:
         with st.spinner(f"Drawing the {figure} figure..."):
             files = figure_files(runs, figure, **params)
-    except (FerembedError, ValueError) as exc:
-        st.error(f"{figure} figure: {markdown_text(' '.join(str(exc).split()))}")
+    except Exception as exc:  # one line (a run without metrics.json, ...), never a traceback
+        st.error(f"{figure} figure: {markdown_text(_ui.error_line(exc))}")
         return
     cols = st.columns(len(files))
     for col, (fmt, data) in zip(cols, files.items(), strict=True):

@@ -230,3 +230,29 @@ def test_a_box_in_one_panel_marks_the_same_faces_in_chromium(browser, server, ru
     assert marked[0] and len(marked) == len(runs)
     for panel, got in marked.items():
         assert got == marked[0] & set(runs[panel].samples["sample_id"].astype(str)), panel
+
+
+def test_a_figure_of_a_run_without_metrics_is_a_one_line_error(app, tmp_path, downloads):
+    from ferembed.runs import make_samples, write_run
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 3
+    x = (rng.normal(size=(3, 8))[y] * 3 + rng.normal(size=(60, 8))).astype(np.float32)
+    write_run(
+        tmp_path / "fresh",
+        embeddings=x,
+        samples=make_samples(y, ["angry", "happy", "sad"]),
+        class_names=["angry", "happy", "sad"],
+    )
+
+    def setup(at):
+        pca(at)
+        at.session_state["proj_figure"] = True
+
+    at = app("projection", setup=setup, root=tmp_path)
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("projection figure: ")
+    assert "metrics" in errors[0] and "\n" not in errors[0]
+    assert not at.download_button and not [name for name in downloads if name]
+    assert not (tmp_path / "fresh" / "metrics.json").exists()  # nothing evaluated behind one's back
