@@ -256,3 +256,39 @@ def test_a_figure_of_a_run_without_metrics_is_a_one_line_error(app, tmp_path, do
     assert "metrics" in errors[0] and "\n" not in errors[0]
     assert not at.download_button and not [name for name in downloads if name]
     assert not (tmp_path / "fresh" / "metrics.json").exists()  # nothing evaluated behind one's back
+
+
+def test_the_selection_is_listed_in_3d_too(selected):
+    at, runs, ids = selected
+    at.session_state["proj_dim"] = 3
+    at.run()
+    assert not at.exception
+    assert chart(at, "proj_chart3d")
+    table = tables_with(at, "sample_id", "noise")
+    assert len(table) == 1 and set(table[0]["sample_id"]) == ids
+    assert tables_with(at, "class", *VALID)[0].set_index("class").loc["total", VALID[0]] == len(ids)
+
+
+def test_the_selected_faces_come_24_per_page(app, runs_root):
+    at = app("projection", setup=pca)
+    fig = chart(at, "proj_chart")
+    wanted = [
+        (c, i)
+        for c, t in enumerate(fig["data"])
+        if t["customdata"][0][0] == 0
+        for i in range(len(t["customdata"]))
+    ][:30]
+    _select(at, fig, wanted)
+    at.run()
+    assert not at.exception
+
+    def faces() -> int:
+        return sum(len(i.value) for i in at.main.get("image"))
+
+    assert faces() == 24
+    pager = next(n for n in at.number_input if n.key.startswith("proj_page_0"))
+    assert pager.label == "Page (of 2)"
+    pager.set_value(2).run()
+    assert not at.exception
+    assert faces() == 30 - 24
+    assert "faces 25-30 shown" in "\n".join(str(m.value) for m in at.markdown)
