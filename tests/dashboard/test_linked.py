@@ -217,19 +217,34 @@ def test_a_box_in_one_panel_marks_the_same_faces_in_chromium(browser, server, ru
     page.wait_for_function(APP_IDLE, timeout=PAGE_TIMEOUT_MS)
     page.wait_for_timeout(800)
     _assert_clean(page, errors, "linked selection")
-    traces = page.evaluate(_TRACES_JS)
-    page.close()
     # The app's default selection: softmax first, then its group (test_pages checks it).
     runs = [load_run(runs_root / n) for n in ("softmax", "arcface", "supcon")]
+    marked = _browser_marks(page.evaluate(_TRACES_JS), runs)
+    assert marked[0] and len(marked) == len(runs)
+    for panel, got in marked.items():
+        assert got == marked[0] & set(runs[panel].samples["sample_id"].astype(str)), panel
+    # Colour by correctness: the chart is drawn anew, the same faces stay marked.
+    page.get_by_label("Colour by").click()
+    page.get_by_role("option", name="Correctness").click()
+    page.wait_for_function(
+        "() => document.querySelector('.js-plotly-plot').data.some(t => t.name === 'wrong')",
+        timeout=PAGE_TIMEOUT_MS,
+    )
+    page.wait_for_function(APP_IDLE, timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(800)
+    _assert_clean(page, errors, "linked selection, new colouring")
+    assert _browser_marks(page.evaluate(_TRACES_JS), runs) == marked
+    page.close()
+
+
+def _browser_marks(traces: list[dict], runs) -> dict[int, set[str]]:
     marked: dict[int, set[str]] = {}
     for t in traces:
         assert t["selected"] is not None, "a trace without selectedpoints"
         custom = np.asarray(_decode(t["custom"]), dtype=np.int64).reshape(-1, 2)
         ids = runs[int(custom[0, 0])].samples["sample_id"].astype(str).to_numpy()[custom[:, 1]]
         marked.setdefault(int(custom[0, 0]), set()).update(ids[np.asarray(t["selected"], int)])
-    assert marked[0] and len(marked) == len(runs)
-    for panel, got in marked.items():
-        assert got == marked[0] & set(runs[panel].samples["sample_id"].astype(str)), panel
+    return marked
 
 
 def test_a_figure_of_a_run_without_metrics_is_a_one_line_error(app, tmp_path, downloads):
