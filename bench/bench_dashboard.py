@@ -1,6 +1,7 @@
 """Dashboard first-load and page-switch times at 3.5k and 100k samples per run.
 
     python bench/bench_dashboard.py [--sizes 3500 100000] [--runs 3] [--dim 128] [--browser]
+    python bench/bench_dashboard.py --root demo_runs --browser --no-apptest --rounds 3
 
 For each size it writes synthetic runs (tests/dashboard/dashboard_synth.py: SynthFER faces,
 clustered embeddings, heads on all but the last run) into a temporary runs root, computes their
@@ -13,6 +14,11 @@ evaluate``'s job, not the dashboard's), then drives the app:
 * **Browser** (``--browser``, needs /usr/bin/chromium): ``ferembed._dashboard.launch`` serves the
   same root; headless Chromium clicks through the sidebar and times each click until the app is
   idle and every element has rendered, for a first round and a second round.
+
+``--root DIR`` times the runs already under DIR (e.g. ``ferembed demo``'s ``demo_runs``, which
+must have their metrics) instead of synthetic ones; ``--rounds N`` clicks through every page N
+times after the first visit, and the table gives the median and the slowest of these cached
+switches per page.
 
 Prints a table per size. Numbers depend on the machine and its load (printed with them).
 """
@@ -30,6 +36,7 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+from statistics import median
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests" / "dashboard")]
@@ -87,8 +94,9 @@ APP_IDLE = """() => {
 }"""
 
 
-def bench_browser(root: Path) -> dict[str, tuple[float, float]]:
-    """{page: (first load s, page switch s)} clicking through the sidebar in Chromium."""
+def bench_browser(root: Path, rounds: int = 1) -> dict[str, list[float]]:
+    """{page: [first load s, then one cached switch s per round]} clicking through the sidebar
+    in Chromium: a first round visits every page, then ``rounds`` rounds switch again."""
     from playwright.sync_api import sync_playwright
 
     with socket.socket() as s:
@@ -122,8 +130,8 @@ def bench_browser(root: Path) -> dict[str, tuple[float, float]]:
             page.goto(url)
             page.wait_for_function(APP_IDLE, timeout=3_600_000)
             times["runs"].append(time.perf_counter() - t)
-            for rnd in range(2):
-                for name in PAGES[1:] + (("runs",) if rnd == 0 else ()):
+            for _ in range(1 + rounds):
+                for name in PAGES[1:] + PAGES[:1]:
                     t = time.perf_counter()
                     page.locator('[data-testid="stSidebarNav"] a', has_text=TITLES[name]).click()
                     page.wait_for_function(
@@ -134,11 +142,41 @@ def bench_browser(root: Path) -> dict[str, tuple[float, float]]:
                     page.wait_for_function(APP_IDLE, timeout=3_600_000)
                     times[name].append(time.perf_counter() - t)
             browser.close()
-        # "runs" was opened by URL first, then by a click: first load / switch as for the others.
-        return {p: (v[0], v[-1]) for p, v in times.items()}
+        # "runs" was opened by URL first, so its first click (end of the first round) is already
+        # a cached switch: it has one more than the other pages.
+        return times
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def print_table(title: str, app: dict, web: dict) -> None:
+    """The Markdown table of one root: AppTest (first, switch) and browser (first, cached
+    switches: median and slowest) per page."""
+    load = os.getloadavg()[0]
+    print(f"\n## {title} (cpu count {os.cpu_count()}, load avg {load:.1f})")
+    cols = []
+    if app:
+        cols += [
+            ("first load (AppTest)", {p: v[0] for p, v in app.items()}),
+            ("page switch (AppTest)", {p: v[1] for p, v in app.items()}),
+        ]
+    if web:
+        n = min(len(v) for v in web.values()) - 1
+        cols += [
+            ("first load (browser)", {p: v[0] for p, v in web.items()}),
+            (f"cached switch, median of {n} (browser)", {p: median(v[1:]) for p, v in web.items()}),
+            (f"cached switch, slowest of {n} (browser)", {p: max(v[1:]) for p, v in web.items()}),
+        ]
+    print("| page | " + " | ".join(c[0] for c in cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for p in PAGES:
+        print(f"| {p} | " + " | ".join(f"{d[p]:.2f} s" for _, d in cols) + " |")
+    print(
+        "| **max** | "
+        + " | ".join("" if "first" in c else f"{max(d.values()):.2f} s" for c, d in cols)
+        + " |"
+    )
 
 
 def main() -> None:
@@ -147,6 +185,15 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3, choices=(2, 3))
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--browser", action="store_true", help="also time clicks in Chromium")
+    ap.add_argument(
+        "--rounds", type=int, default=1, help="cached rounds of browser clicks (%(default)s)"
+    )
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=None,
+        help="time the evaluated runs under ROOT (e.g. demo_runs) instead of synthetic ones",
+    )
     ap.add_argument("--keep", action="store_true", help="keep the generated runs")
     ap.add_argument(
         "--workdir",
@@ -156,7 +203,16 @@ def main() -> None:
     )
     ap.add_argument("--no-apptest", action="store_true", help="only the browser timings")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be >= 1")
 
+    if args.root is not None:
+        if not args.root.is_dir():
+            ap.error(f"--root {args.root}: not a folder")
+        app = {} if args.no_apptest else bench_apptest(args.root)
+        web = bench_browser(args.root, args.rounds) if args.browser else {}
+        print_table(f"runs under {args.root}", app, web)
+        return
     for n in args.sizes:
         if args.workdir is not None:
             tmp = args.workdir / str(n)
@@ -169,29 +225,9 @@ def main() -> None:
             else:
                 write_s, eval_s = make_root(tmp, n, args.runs, args.dim)
             app = {} if args.no_apptest else bench_apptest(tmp)
-            web = bench_browser(tmp) if args.browser else {}
-            load = os.getloadavg()[0]
-            print(
-                f"\n## {n:,} samples x {args.runs} runs, D={args.dim} "
-                f"(cpu count {os.cpu_count()}, load avg {load:.1f})"
-            )
+            web = bench_browser(tmp, args.rounds) if args.browser else {}
+            print_table(f"{n:,} samples x {args.runs} runs, D={args.dim}", app, web)
             print(f"writing the runs: {write_s:.1f} s; evaluate_run: {eval_s:.1f} s per run")
-            cols = []
-            if app:
-                cols += [("first load (AppTest)", app, 0), ("page switch (AppTest)", app, 1)]
-            if web:
-                cols += [("first load (browser)", web, 0), ("page switch (browser)", web, 1)]
-            print("| page | " + " | ".join(c[0] for c in cols) + " |")
-            print("|---|" + "---:|" * len(cols))
-            for p in PAGES:
-                print(f"| {p} | " + " | ".join(f"{d[p][i]:.2f} s" for _, d, i in cols) + " |")
-            print(
-                "| **max switch** | "
-                + " | ".join(
-                    f"{max(v[i] for v in d.values()):.2f} s" if i else "" for _, d, i in cols
-                )
-                + " |"
-            )
             if args.keep or args.workdir is not None:
                 print(f"runs kept in {tmp}")
         finally:

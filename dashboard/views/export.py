@@ -1,9 +1,11 @@
-"""Export: the selected runs' metrics as CSV / JSON / Parquet and the HTML report."""
+"""Export: the selected runs' metrics as CSV / JSON / Parquet, the HTML report, and their
+figures (``ferembed plot``) as SVG / PDF / PNG."""
 
 import streamlit as st
 
-from dashboard import _data, _export, _ui
+from dashboard import _data, _export, _figures, _ui
 from dashboard._safe import code_text, markdown_text
+from ferembed.export.figures import FIGURES
 
 st.title("Export")
 runs = _ui.require_runs(what="exports")
@@ -43,3 +45,12 @@ for col, (fmt, label) in zip(cols, labels.items(), strict=True):
             on_click="ignore",  # a download needs no rerun (one would swap the file being fetched)
         )  # fmt: skip
         st.caption(f"{filename} · {len(data) / 1024:,.1f} KiB")
+
+st.subheader("Figures")
+figure = st.selectbox(
+    "Figure",
+    [f for f in FIGURES if f != "projection"],  # the projection's is on the Projection page
+    key="export_figure",
+    help="The figures of `ferembed plot`, for the selected runs.",
+)
+_figures.download_buttons(runs, figure, key="export_figure_files")

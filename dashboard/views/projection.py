@@ -1,23 +1,34 @@
 """Projection: UMAP (or PCA) of each selected run, Procrustes-aligned onto the first run.
 
 Hovering a point shows its sample id, label and prediction (and subject / noise score when
-coloured by them); clicking it or drawing a box / lasso around points lists those faces below
-the chart (Plotly cannot draw images inside a hover label, so the faces come with a selection).
+coloured by them); clicking it or drawing a box / lasso around points selects those samples:
+they are marked, by sample_id, in every panel (and stay selected when the colouring changes),
+and below the chart come their count per class in each run and their faces, 24 per page
+(Plotly cannot draw images inside a hover label, so the faces come with a selection). See
+``dashboard._selection``. "Download figure" gives the projection as SVG / PDF / PNG
+(``ferembed plot``).
 """
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import _charts, _data, _samples, _ui
+from dashboard import _charts, _data, _figures, _samples, _selection, _ui
 from dashboard._safe import markdown_text as md
 from ferembed.projection import DEFAULT_MAX_POINTS
 from ferembed.runs import PER_SAMPLE_FILE
 
 #: 3-D scenes are one WebGL context each: cap them.
 MAX_3D_RUNS = 4
-#: Faces listed per run for a selection.
-MAX_FACES = 60
+
+
+def _points(event) -> list:
+    """The selected points of a chart event (or of its state), [] without one."""
+    try:
+        return list(event["selection"]["points"] or [])
+    except (KeyError, TypeError):
+        return []
+
 
 st.title("Projection")
 runs = _ui.require_runs(what="the projection page")
@@ -113,45 +124,50 @@ else:
     fig = _charts.projection_chart(panels, color_kind="category", dim=dim, categories=order)
 
 if dim == 2:
+    picked = _selection.apply_event(_points(st.session_state.get("proj_chart")), fig, runs)
+    _selection.highlight_selection(fig, runs, _selection.selected_ids(picked))
     event = st.plotly_chart(
         fig, key="proj_chart", on_select="rerun", selection_mode=("points", "box", "lasso")
     )
-    points = (event or {}).get("selection", {}).get("points", []) if event else []
+    picked = _selection.apply_event(_points(event), fig, runs)
 else:
     st.plotly_chart(fig, key="proj_chart3d")
-    points = []
+    picked = dict(st.session_state.get(_selection.STATE, {}))
     st.caption("Drag to rotate, scroll to zoom. Selecting faces works in 2-D.")
 
+_figures.download_buttons(
+    runs, "projection", key="proj_figure", method=method, max_points=max_points
+)
+
 st.subheader("Selected faces")
-picked: dict[int, list[int]] = {}
-for pt in points:
-    # Map each selected point back through the figure we just drew (trace, index in trace):
-    # its customdata is [panel, run row]. (The selection's own customdata echo is not a plain
-    # list for typed arrays.)
-    try:
-        trace = fig.data[int(pt["curve_number"])]
-        panel, row = trace.customdata[int(pt.get("point_index", pt.get("point_number")))]
-    except (KeyError, IndexError, TypeError, ValueError):
-        continue
-    picked.setdefault(int(panel), []).append(int(row))
-if not picked:
+ids = _selection.selected_ids(picked)
+if not ids:
     st.caption("Click a point, or draw a box / lasso (toolbar) on a 2-D chart, to list its faces.")
-for i, rows in sorted(picked.items()):
-    run = runs[i]
+    st.stop()
+st.button("Clear selection", key=_selection.CLEAR, on_click=_selection.clear_selection)
+names = _ui.display_names(runs)
+st.markdown(
+    f"{len(ids):,} sample(s) selected, marked in every panel. Selected samples per class, "
+    "counted in each run by its own labels:"
+)
+st.dataframe(_selection.class_breakdown(runs, names, ids), hide_index=True, key="proj_breakdown")
+for i, run in enumerate(runs):
+    if _data.run_key(run) not in picked:
+        continue
     ann = _samples.annotations(run)
-    rows = np.asarray(list(dict.fromkeys(rows)), dtype=np.int64)
+    rows = _data.rows_of(run, picked[_data.run_key(run)])
+    rows = rows[rows >= 0]
     # Mistakes first: they are what one usually looks for in a cluster.
     rows = rows[np.argsort(ann["correct"].to_numpy()[rows] != "wrong", kind="stable")]
     sel = ann.iloc[rows]
-    more = f", first {MAX_FACES} shown (mistakes first)" if len(rows) > MAX_FACES else ""
-    st.markdown(f"**{md(run.name)}**: {len(rows)} selected{more}")
-    shown = sel.iloc[:MAX_FACES]
+    shown, more = _selection.faces_page(rows, f"proj_page_{i}")
+    st.markdown(f"**{md(names[i])}**: {len(rows)} selected{more}")
     _ui.face_grid(
         run,
-        rows[:MAX_FACES],
+        shown,
         [
             a.label if a.pred in (a.label, "-") else f"{a.label}→{a.pred}"
-            for a in shown.itertuples()
+            for a in ann.iloc[shown].itertuples()
         ],
         width=80,
     )
