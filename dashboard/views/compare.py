@@ -4,10 +4,8 @@ significance, per-class deltas, and the samples that flip between correct and wr
 import pandas as pd
 import streamlit as st
 
-from dashboard import _charts, _data, _defaults, _samples, _ui
+from dashboard import _charts, _compare_table, _data, _defaults, _samples, _ui
 from dashboard._safe import markdown_text as md
-from ferembed import _format
-from ferembed.metrics.catalog import title as metric_title
 from ferembed.runs import METRICS_FILE
 
 #: Faces shown per flip direction.
@@ -42,18 +40,15 @@ run_a = runs[ia]
 st.subheader("Metrics")
 have = {_data.run_key(r): _ui.checked_metrics(r) for r in [run_a] + [runs[i] for i in ibs]}
 shown = [run_a] + [runs[i] for i in ibs]
-rows = []
-for key in _data.TABLE_METRICS:
-    row = {"metric": metric_title(key)}
-    for r in shown:
-        m = have[_data.run_key(r)] or {}
-        v = m.get(key)
-        lo_hi = (m.get("ci") or {}).get(key) or (None, None)
-        row[r.name] = _format.with_ci(v, lo_hi, ".4f", missing="-")
-    rows.append(row)
+headline = _compare_table.headline_table(
+    [r.name for r in shown], [have[_data.run_key(r)] for r in shown]
+)
 if any(have.values()):
-    st.caption(f"Headline metrics from each run's {METRICS_FILE}, value [95% bootstrap CI].")
-    st.dataframe(pd.DataFrame(rows), hide_index=True, key="cmp_headline")
+    st.caption(
+        f"Every headline metric each run's {METRICS_FILE} has, value [95% bootstrap CI]; "
+        "better: ↑ higher is better, ↓ lower is."
+    )
+    st.dataframe(headline, hide_index=True, key="cmp_headline")
 else:
     st.caption(f"No {METRICS_FILE} yet for these runs (Runs page); paired tests below still work.")
 
@@ -156,6 +151,19 @@ def draw_pair(run_b, ib: int) -> None:
             yaxis=f"{what} delta",
         ),
         key=f"cmp_delta_{ib}",
+    )
+    labels_a = _samples.annotations(run_a)["label"].to_numpy()
+    flip_labels = {
+        d: labels_a[_data.rows_of(run_a, res["flips"][d])].tolist()
+        for d in ("to_correct", "to_wrong")
+    }
+    deltas = _compare_table.per_class_deltas(res, flip_labels)
+    st.caption(
+        f"Per-class deltas; the recall delta with its {level}% paired bootstrap interval, "
+        "greyed where the interval contains 0 (not significant)."
+    )
+    st.dataframe(
+        _compare_table.grey_insignificant(deltas), hide_index=True, key=f"cmp_classes_{ib}"
     )
 
     st.markdown("##### Flipped samples")
