@@ -153,10 +153,8 @@ def draw_pair(run_b, ib: int) -> None:
         key=f"cmp_delta_{ib}",
     )
     labels_a = _samples.annotations(run_a)["label"].to_numpy()
-    flip_labels = {
-        d: labels_a[_data.rows_of(run_a, res["flips"][d])].tolist()
-        for d in ("to_correct", "to_wrong")
-    }
+    flip_rows = {d: _data.rows_of(run_a, res["flips"][d]) for d in ("to_correct", "to_wrong")}
+    flip_labels = {d: labels_a[r[r >= 0]].tolist() for d, r in flip_rows.items()}
     deltas = _compare_table.per_class_deltas(res, flip_labels)
     st.caption(
         f"Per-class deltas; the recall delta with its {level}% paired bootstrap interval, "
