@@ -9,6 +9,9 @@ Stages (each resumable; training stages continue interrupted runs):
 * ``pseudo``   the pseudo-label loop's record, and test accuracy of its round-0 checkpoint
 * ``ckplus``   CK+ subject-independent 10-fold per loss, fine-tuning each FER2013 checkpoint
 * ``cross``    FER2013 checkpoints on all of CK+ (contempt excluded: FER2013 has no such class)
+* ``long``     the longer-budget checkpoints (``checkpoints/fer2013-long``, trained on a GPU by
+               ``scripts/long_budget.py``) on FER2013 test, each compared with the longer-budget
+               softmax, and the pseudo-label loop against its labelled-half control
 * ``leakage``  FER2013 train, val and test embedded with the softmax checkpoint (with thumbnails),
                and the near-duplicates of test and val faces in train (``ferembed.runs.leakage``)
 * ``report``   docs/results.json, docs/results.md and docs/figures/*.png (``report --from-json``:
@@ -33,8 +36,10 @@ sys.path.insert(0, str(REPO))
 from ferembed import _io  # noqa: E402
 from ferembed.zoo import METHODS  # noqa: E402
 
-STAGES = ("test", "seeds", "compare", "pseudo", "ckplus", "cross", "leakage", "report")
+STAGES = ("test", "seeds", "compare", "pseudo", "ckplus", "cross", "long", "leakage", "report")
 EXTRA_SEEDS = (1, 2)
+#: the longer budget's control of the pseudo-label loop: the same rounds on the labelled half alone
+PSEUDO_CONTROL = "affinity_cluster_control"
 #: CK+ fine-tuning budget per fold (on top of the FER2013 checkpoint).
 CKPLUS = {"epochs": 5, "lr": 1e-3, "warmup_epochs": 0, "batch_size": 32}
 
@@ -42,6 +47,8 @@ CKPLUS = {"epochs": 5, "lr": 1e-3, "warmup_epochs": 0, "batch_size": 32}
 class Study:
     def __init__(self, args: argparse.Namespace) -> None:
         self.ckpt = Path(args.checkpoints)
+        #: the longer budget's checkpoints, beside the shipped ones (checkpoints/fer2013-long)
+        self.long_ckpt = self.ckpt.parent / f"{self.ckpt.name}-long"
         self.work = Path(args.work)
         self.fer_root = args.fer2013
         self.ck_root = args.ckplus
@@ -213,6 +220,33 @@ class Study:
                 self.ck_root,
                 "all",
             )
+
+    def long_methods(self) -> list[str]:
+        """The longer budget's checkpoints, softmax (the baseline) first."""
+        names = sorted(p.name[: -len(".config.json")] for p in self.long_ckpt.glob("*.config.json"))
+        return sorted(names, key=lambda m: m != "softmax")
+
+    def stage_long(self) -> None:
+        from ferembed.runs import compare_runs
+
+        names = self.long_methods()
+        for m in names:
+            self.embed_eval(
+                self.long_ckpt / f"{m}.json",
+                self.run_dir("fer2013-test", f"{m}-long"),
+                "fer2013",
+                self.fer_root,
+                "test",
+            )
+        # Each loss against the longer-budget softmax; the pseudo-label loop against its control.
+        pairs = [("softmax", m) for m in names if m != "softmax" and m != PSEUDO_CONTROL]
+        if PSEUDO_CONTROL in names and "affinity_cluster" in names:
+            pairs.append((PSEUDO_CONTROL, "affinity_cluster"))
+        for a, b in pairs:
+            out = self.work / "compare-long" / f"{b}-vs-{a}.json"
+            if not out.exists():
+                run_a = self.run_dir("fer2013-test", f"{a}-long")
+                _io.write_json(out, compare_runs(run_a, self.run_dir("fer2013-test", f"{b}-long")))
 
     def stage_leakage(self) -> None:
         from _report.collect import LEAKAGE_MODEL, LEAKAGE_RECORD, leakage_record, leakage_run

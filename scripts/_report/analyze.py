@@ -87,6 +87,7 @@ def analyze(raw: dict[str, Any]) -> dict[str, Any]:
         "cross": _cross(raw["cross"], fer),
         "literature": _literature(fer, raw["facts"]),
         "leakage": _leakage(raw.get("leakage")),
+        "long": _long(raw.get("long"), fer),
     }
 
 
@@ -249,6 +250,34 @@ def _pseudo(p: dict | None) -> dict[str, Any] | None:
         # the loop lowered validation accuracy (then the page says why)
         "val_dropped": rounds[-1]["val_acc"] - v0 < 0 and len(rounds) > 1,
     }
+
+
+def _long(lg: dict | None, fer: dict) -> dict[str, Any] | None:
+    """The longer budget: runs by accuracy, the gain over the 4-epoch checkpoint of the same loss,
+    and per comparison its significant differences; the McNemar p-values of the losses against
+    the longer-budget softmax are Holm-adjusted as one family (the pseudo-label loop against its
+    control is a family of one)."""
+    if not lg:
+        return None
+    runs, cmp_ = lg["runs"], lg["compare"]
+    family = [k for k in cmp_ if k.endswith(f"-vs-{BASELINE}")]
+    holm = dict(
+        zip(family, holm_adjust([cmp_[k]["mcnemar"]["pvalue"] for k in family]), strict=True)
+    )
+    compare = {}
+    for k, c in cmp_.items():
+        diffs = {**c["metrics"], **(c.get("geometry") or {})}
+        compare[k] = {
+            "family_size": len(family) if k in holm else 1,
+            "mcnemar_pvalue_holm": float(holm.get(k, c["mcnemar"]["pvalue"])),
+            "significant": {m: excludes_zero(d) for m, d in diffs.items()},
+        }
+    gain = {
+        m: r["accuracy"] - fer[m]["accuracy"]
+        for m, r in runs.items()
+        if m in fer and r["accuracy"] is not None and fer[m]["accuracy"] is not None
+    }
+    return {"order": _by_accuracy(runs), "compare": compare, "gain_over_4_epochs": gain}
 
 
 def _ckplus(ck: dict) -> dict[str, Any]:

@@ -81,6 +81,7 @@ def collect(study) -> dict[str, Any]:
         "pseudo": None,
         "ckplus_budget": None,
         "leakage": None,
+        "long": None,
     }
     for m in study.methods:
         met = _load(study.run_dir("fer2013-test", m) / METRICS_FILE)
@@ -126,6 +127,7 @@ def collect(study) -> dict[str, Any]:
             }
     raw["pseudo"] = _pseudo(study)
     raw["leakage"] = _load(study.work / "leakage" / LEAKAGE_RECORD)
+    raw["long"] = _long(study)
     raw["zoo_command"] = (_load(study.ckpt / "softmax.card.json") or {}).get("command")
     return raw
 
@@ -154,6 +156,41 @@ def _fer_entry(study, m: str, met: dict, description: str) -> dict[str, Any]:
         "class_names": met["class_names"],
         "per_class_recall": {c: v.get("recall") for c, v in (met.get("per_class") or {}).items()},
     }
+
+
+#: what a longer-budget checkpoint's config says of its pseudo-label rounds (when it has them)
+PSEUDO_CONFIG_KEYS = ("pseudo_rounds", "pseudo_epochs", "pseudo_control")
+
+
+def _long(study) -> dict[str, Any] | None:
+    """The longer budget: each checkpoint's sidecar and test metrics, and the comparisons."""
+    names = study.long_methods() if study.long_ckpt.is_dir() else []
+    runs = {}
+    for m in names:
+        met = _load(study.run_dir("fer2013-test", f"{m}-long") / METRICS_FILE)
+        if met is None:
+            continue
+        side = json.loads((study.long_ckpt / f"{m}.json").read_text())
+        train, sm = side.get("train") or {}, side.get("metrics") or {}
+        runs[m] = {
+            "arch": side.get("arch"),
+            "epochs": train.get("epochs"),
+            "best_epoch": sm.get("best_epoch"),
+            "val_mean_class_acc": sm.get("val_mean_class_acc"),
+            "wall_time_s": side.get("wall_time_s"),
+            "device": side.get("device"),
+            "pseudo": {k: train[k] for k in PSEUDO_CONFIG_KEYS if k in train} or None,
+            "n": met["n"],
+            **{k: met.get(k) for k in FER_KEYS},
+            "ci": {k: met.get("ci", {}).get(k) for k in FER_KEYS},
+        }
+    if not runs:
+        return None
+    compare = {}
+    for path in sorted((study.work / "compare-long").glob("*.json")):
+        c = json.loads(path.read_text())
+        compare[path.stem] = {k: c.get(k) for k in ("metrics", "geometry", "mcnemar")}
+    return {"runs": runs, "compare": compare}
 
 
 def _pseudo(study) -> dict[str, Any] | None:

@@ -11,7 +11,7 @@ from typing import Any
 from ferembed._format import number
 from ferembed.metrics.catalog import metric_info
 
-from . import render_leakage, render_studies
+from . import render_leakage, render_long, render_studies
 from ._text import DASH, cell, cell_ci, diff_cell, pct_text
 
 #: columns of the FER2013 table: (metrics.json key, title, shown as a percentage, with arrow)
@@ -44,6 +44,7 @@ def render(results: dict[str, Any], figs: dict[str, str] | None = None) -> str:
         _paired,
         _claims,
         _seeds,
+        render_long.long_section,
         _embedding_figures,
         render_studies.pseudo_section,
         render_studies.ckplus_section,

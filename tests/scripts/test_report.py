@@ -87,6 +87,7 @@ SECTIONS = {
     "## CK+ subject-independent": ("ckplus", "ckplus_budget", "facts.ckplus", "analysis.ckplus"),
     "## Cross-dataset": ("cross", "facts.ckplus", "analysis.cross"),
     "## Leakage": ("leakage", "analysis.leakage"),
+    "## A longer budget": ("long", "fer2013", "facts", "analysis.long"),
     "## Against the literature": (
         "fer2013",
         "ckplus",

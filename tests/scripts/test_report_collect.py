@@ -74,6 +74,7 @@ def _materialise(res: dict, root: Path) -> Study:
         run = runs / "fer2013-test" / f"affinity_cluster-round_{r['round']}-s0"
         write_json(run / "metrics.json", {"accuracy": t["accuracy"], "ci": {"accuracy": t["ci"]}})
     write_json(work / "leakage" / "leakage.json", res["leakage"])
+    _materialise_long(res.get("long"), root / "checkpoints-long", work)
     args = argparse.Namespace(
         checkpoints=str(ckpt),
         work=str(work),
@@ -86,6 +87,23 @@ def _materialise(res: dict, root: Path) -> Study:
         reverse=False,
     )
     return Study(args)
+
+
+def _materialise_long(lg: dict | None, folder: Path, work: Path) -> None:
+    """The longer budget's sidecars, configs, test metrics and comparisons (``Study.long_ckpt``
+    is the checkpoints folder's name + ``-long``, beside it)."""
+    if not lg:
+        return
+    for m, v in lg["runs"].items():
+        train = {"epochs": v["epochs"], **(v["pseudo"] or {})}
+        side = {k: v[k] for k in ("arch", "wall_time_s", "device")}
+        metrics = {k: v[k] for k in ("best_epoch", "val_mean_class_acc")}
+        write_json(folder / f"{m}.json", {**side, "train": train, "metrics": metrics})
+        write_json(folder / f"{m}.config.json", train)
+        met = {k: x for k, x in v.items() if k not in ("arch", "epochs", "pseudo", *side, *metrics)}
+        write_json(work / "runs" / "fer2013-test" / f"{m}-long-s0" / "metrics.json", met)
+    for key, c in lg["compare"].items():
+        write_json(work / "compare-long" / f"{key}.json", c)
 
 
 @pytest.fixture(scope="module")
