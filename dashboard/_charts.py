@@ -159,11 +159,15 @@ def heatmap(
             showscale=showscale,
         )
     )
-    if clickable:
-        fig.add_trace(_cell_targets(z, names, text, counts, xaxis, yaxis, height))
     # Category axes: class names such as "1" stay labels, and cell i sits at position i.
     fig.update_yaxes(autorange="reversed", title=yaxis, type="category")
     fig.update_xaxes(title=xaxis, type="category")
+    if clickable:
+        fig.add_trace(_cell_targets(z, names, text, counts, xaxis, yaxis, height))
+        # Fixed ranges: the markers would pad the axes and leave a margin round the cells.
+        k = len(names)
+        fig.update_xaxes(range=[-0.5, k - 0.5], autorange=False)
+        fig.update_yaxes(range=[k - 0.5, -0.5], autorange=False)
     return _layout(fig, title, height)
 
 

@@ -118,8 +118,9 @@ def _true_class_probability(logits: np.ndarray, c: int) -> np.ndarray:
 
 
 def point_custom(point: dict, fig=None) -> list | None:
-    """The ``customdata`` of a point of a Plotly selection event: the event's own, else looked up
-    in ``fig`` (the figure drawn) by curve and point index; None when neither has it."""
+    """The ``customdata`` of a point of a Plotly selection event as a list of ints: the event's
+    own (Streamlit passes a typed array as ``{"0": v0, "1": v1}``), else looked up in ``fig``
+    (the figure drawn) by curve and point index; None when neither has it."""
     custom = point.get("customdata")
     if custom is None and fig is not None:
         try:
@@ -128,7 +129,12 @@ def point_custom(point: dict, fig=None) -> list | None:
             custom = fig.data[curve].customdata[index]
         except (KeyError, IndexError, TypeError, ValueError):
             return None
-    if custom is None:
+    if isinstance(custom, dict):  # a typed array arrives as {"0": v0, "1": v1, ...}
+        try:
+            custom = [custom[k] for k in sorted(custom, key=int)]
+        except (TypeError, ValueError):
+            return None
+    if custom is None or isinstance(custom, (str, bytes)):
         return None
     try:
         return [int(v) for v in custom]

@@ -110,7 +110,7 @@ def _neighbours(run: Run, shown: np.ndarray, key: str) -> None:
                 f"{'✓' if lab == own else '✗'} {lab} · {d:.3f}"
                 for lab, d in zip(labels, dist, strict=True)
             ],
-            width=64,
+            width=80,
         )
     st.caption(
         f"{int((labels == own).sum())}/{len(nb)} neighbours share the label {md(own)} "
@@ -150,7 +150,7 @@ def show_cell(
         shown, more = page_rows(rows, f"{key}_page{i}")
         st.caption(f"{len(rows):,} face(s){note}{more}")
         with st.container(key=f"{key}_faces{i}"):
-            _ui.face_grid(run, shown, [str(s) for s in _data.sample_ids(run)[shown]], width=72)
+            _ui.face_grid(run, shown, [str(s) for s in _data.sample_ids(run)[shown]], width=88)
         _neighbours(run, shown, f"{key}_{i}")
 
 
@@ -173,5 +173,5 @@ def show_class(
         f"→ {pred[rows[i]]}" + ("" if np.isnan(score[i]) else f" ({score[i]:.2f})") for i in shown
     ]
     with st.container(key=f"{key}_faces"):
-        _ui.face_grid(run, rows[shown], captions, width=72)
+        _ui.face_grid(run, rows[shown], captions, width=88)
     _neighbours(run, rows[shown], key)
