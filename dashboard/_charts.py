@@ -85,6 +85,7 @@ def grouped_bars(
     colors: Sequence[str] | None = None,
     log_y: bool = False,
     clickable: bool = False,
+    picked: tuple[int, int] | None = None,
 ) -> go.Figure:
     """One bar group per category, one bar per series (run), all on the same axes.
 
@@ -95,6 +96,7 @@ def grouped_bars(
         log_y: a logarithmic value axis.
         clickable: each bar carries ``customdata`` ``[series index, category index]`` (what a
             click selection returns) and its hover says that a click shows faces.
+        picked: ``(series index, category index)`` of a bar to outline (the picked one).
     """
     fig = go.Figure()
     colors = _colors(colors, len(series))
@@ -108,6 +110,9 @@ def grouped_bars(
             hovertemplate=f"%{{fullData.name}}<br>%{{x}}: %{{y:.4g}}{hint}<extra></extra>",
             customdata=[[i, k] for k in range(len(categories))] if clickable else None,
         )
+        if picked is not None and picked[0] == i:
+            widths = [3 if k == picked[1] else 0 for k in range(len(categories))]
+            fig.data[-1].marker.line = {"color": "black", "width": widths}
     fig.update_layout(barmode="group", yaxis_title=yaxis)
     if log_y:
         fig.update_yaxes(type="log")

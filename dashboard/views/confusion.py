@@ -118,6 +118,17 @@ def draw_matrix(fig, key: str) -> None:
     st.plotly_chart(fig, key=key, on_select="rerun", selection_mode="points")
 
 
+def picked_bar() -> tuple[int, int] | None:
+    """(place in ``bar_runs``, class index) of the picked bar, outlined (a new figure on every
+    pick and on Clear, so Plotly's own selection of the bar is reset with it)."""
+    if not pick or pick.get("kind") != "class" or pick.get("class") not in classes:
+        return None
+    keys = [_data.run_key(runs[i]) for i in bar_runs]
+    if pick.get("run") not in keys:
+        return None
+    return keys.index(pick["run"]), classes.index(pick["class"])
+
+
 cls = (m_a.get("classification") or {}).get(source) or {}
 mc = st.columns(3)
 for col, (key, title) in zip(
@@ -176,6 +187,7 @@ if bar_runs:
             yaxis="recall",
             colors=[colors[i] for i in bar_runs],
             clickable=True,
+            picked=picked_bar(),
         ),
         key="conf_recall",
         on_select="rerun",

@@ -62,6 +62,12 @@ def take_bar_click() -> dict | None:
 
 def draw_per_class() -> None:
     pick = take_bar_click()
+    # The picked bar is outlined in every chart: a new figure on every pick and on Clear, so
+    # Plotly's own selection of the bar is reset with it.
+    keys = [_data.run_key(r) for r in runs]
+    picked = None
+    if pick and pick.get("run") in keys and pick.get("class") in classes:
+        picked = (keys.index(pick["run"]), classes.index(pick["class"]))
     cols = st.columns(2)
     for i, (field, title, yaxis) in enumerate(PER_CLASS):
         with cols[i % 2]:
@@ -73,6 +79,7 @@ def draw_per_class() -> None:
                     yaxis=yaxis,
                     colors=colors,
                     clickable=True,
+                    picked=picked,
                 ),
                 key=f"geom_{field}",
                 on_select="rerun",

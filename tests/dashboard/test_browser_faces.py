@@ -67,6 +67,16 @@ def _click_cell(page, chart_key: str, row: int, col: int) -> None:
     page.mouse.click(px, py)
 
 
+def _click_bar(page, chart_key: str, trace: int, category: int) -> None:
+    """A mouse click in the middle of one bar (its drawn rectangle's bounding box)."""
+    bars = page.locator(f".st-key-{chart_key} g.trace.bars").nth(trace).locator("g.point path")
+    box = bars.nth(category).bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx, cy, steps=4)
+    page.wait_for_timeout(300)
+    page.mouse.click(cx, cy)
+
+
 def test_click_a_cell_and_a_bar_to_see_their_faces(browser, server, shots, runs_root, tmp_path):  # noqa: F811
     run = load_run(runs_root / RUN_A)
     classes = run.class_names
@@ -119,12 +129,7 @@ def test_click_a_cell_and_a_bar_to_see_their_faces(browser, server, shots, runs_
     assert _faces_in(page, "conf_cell_faces0") == PAGE_SIZE
 
     # A recall bar: run A's bars are the first trace; the class of the largest confusion.
-    bar = page.locator(".st-key-conf_recall g.trace.bars").first.locator("g.point path")
-    box = bar.nth(int(row)).bounding_box()
-    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(cx, cy, steps=4)
-    page.wait_for_timeout(300)
-    page.mouse.click(cx, cy)
+    _click_bar(page, "conf_recall", 0, int(row))
     page.wait_for_function(
         f"() => document.body.innerText.includes('the hardest faces labelled {classes[row]}')",
         timeout=CLICK_TIMEOUT_MS,
@@ -143,6 +148,20 @@ def test_click_a_cell_and_a_bar_to_see_their_faces(browser, server, shots, runs_
     _wait_idle(page)
     assert _faces_in(page, "conf_class_faces") == 0
     assert "hardest faces labelled" not in page.locator('[data-testid="stMain"]').inner_text()
+
+    # Geometry: a bar of the per-class compactness chart, the faces farthest from the centroid.
+    _open(page, f"{server}/geometry")
+    _click_bar(page, "geom_compactness_mean", 0, int(row))
+    page.wait_for_function(
+        f"() => document.body.innerText.includes('the hardest faces labelled {classes[row]}')",
+        timeout=CLICK_TIMEOUT_MS,
+    )
+    _wait_idle(page)
+    _assert_clean(page, errors, "geometry bar")
+    assert _faces_in(page, "geom_class_faces") == min(n_class, PAGE_SIZE)
+    assert "farthest from the class centroid" in page.locator('[data-testid="stMain"]').inner_text()
+    page.locator(".st-key-geom_class_faces").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "faces-3-geometry-bar.png"), full_page=True)
 
     # The HTML report, downloaded as a person would: at least three series colours.
     _open(page, f"{server}/export")

@@ -114,6 +114,9 @@ def test_a_clicked_recall_bar_lists_the_hardest_faces(app, runs_root):
     assert len(neighbours) == 8
     captions = " ".join(c.value for c in at.caption)
     assert "lowest probability of the true class" in captions and "faces 1-24" in captions
+    bars = chart(at, "conf_recall")["data"]  # the picked bar is outlined, no other
+    assert bars[1]["marker"]["line"]["width"] == [3 if k == c else 0 for k in range(len(names))]
+    assert "line" not in bars[0]["marker"] or not any(bars[0]["marker"]["line"].get("width", []))
 
 
 def test_the_pick_survives_reruns_and_clears(app, runs_root):
