@@ -131,6 +131,9 @@ def test_the_pick_survives_reruns_and_clears(app, runs_root):
     }
     at.toggle(key="conf_norm").set_value(False).run()
     assert at.session_state["conf_pick"] == pick and _grids(at)
+    at.switch_page("views/geometry.py").run()
+    at.switch_page("views/confusion.py").run()  # another page and back
+    assert at.session_state["conf_pick"] == pick and _grids(at)
     at.button(key="conf_pick_clear").click().run()
     assert not at.session_state["conf_pick"] and not _grids(at)
     at.run()  # the old event, seen before, does not come back
