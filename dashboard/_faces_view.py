@@ -59,6 +59,27 @@ def new_points(chart_key: str) -> list[dict]:
     return points
 
 
+def cell_pick(points: Sequence[dict], classes: Sequence[str]) -> dict | None:
+    """The pick of a click on a cell (customdata ``[row, column]``), or None."""
+    for pt in points:
+        custom = _faces.point_custom(pt)
+        if custom is not None and len(custom) == 2 and all(0 <= v < len(classes) for v in custom):
+            return {"kind": "cell", "true": classes[custom[0]], "pred": classes[custom[1]]}
+    return None
+
+
+def bar_pick(points: Sequence[dict], runs: Sequence[Run], classes: Sequence[str]) -> dict | None:
+    """The pick of a click on a bar (customdata ``[run index in runs, class index]``), or None."""
+    for pt in points:
+        custom = _faces.point_custom(pt)
+        if custom is None or len(custom) != 2:
+            continue
+        i, c = custom
+        if 0 <= i < len(runs) and 0 <= c < len(classes):
+            return {"kind": "class", "run": _data.run_key(runs[i]), "class": classes[c]}
+    return None
+
+
 def clear_button(state_key: str) -> None:
     """A "Clear" button forgetting the pick under ``state_key``."""
 
@@ -132,11 +153,10 @@ def show_cell(
     ref_ids: set[str] | None = None
     for i, (run, name) in enumerate(zip(runs, names, strict=True)):
         st.markdown(f"##### {md(name)}")
-        pred = _faces.predicted_by(run, source)
         if t not in run.class_names or p not in run.class_names:
             st.caption(f"{md(name)} has no class {md(t if t not in run.class_names else p)}.")
             continue
-        if not (pred >= 0).any():
+        if not (_faces.predicted_by(run, source) >= 0).any():
             st.caption(f"{md(name)} has no {_faces.SOURCES[source]} predictions.")
             continue
         rows = _faces.cell_rows(run, source, t, p)

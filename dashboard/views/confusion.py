@@ -90,24 +90,14 @@ bar_runs = [i for i in order if recalls[i] is not None]
 # A click seen for the first time (on a cell of either matrix, or on a recall bar) becomes the
 # pick, before anything is drawn: the faces below and the outlined cell follow it.
 for chart_key in ("conf_main", "conf_diff"):
-    for pt in _faces_view.new_points(chart_key):
-        custom = _faces.point_custom(pt)
-        if (
-            custom is not None
-            and len(custom) == 2
-            and 0 <= min(custom) <= max(custom) < len(classes)
-        ):
-            st.session_state[PICK] = {
-                "kind": "cell", "true": classes[custom[0]], "pred": classes[custom[1]],
-            }  # fmt: skip
-for pt in _faces_view.new_points("conf_recall"):
-    custom = _faces.point_custom(pt)
-    if custom is not None and len(custom) == 2 and custom[0] < len(bar_runs):
-        run = runs[bar_runs[custom[0]]]
-        if 0 <= custom[1] < len(classes):
-            st.session_state[PICK] = {
-                "kind": "class", "run": _data.run_key(run), "class": classes[custom[1]],
-            }  # fmt: skip
+    clicked = _faces_view.cell_pick(_faces_view.new_points(chart_key), classes)
+    if clicked is not None:
+        st.session_state[PICK] = clicked
+clicked = _faces_view.bar_pick(
+    _faces_view.new_points("conf_recall"), [runs[i] for i in bar_runs], classes
+)
+if clicked is not None:
+    st.session_state[PICK] = clicked
 pick = st.session_state.get(PICK) or None
 
 

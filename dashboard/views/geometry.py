@@ -8,7 +8,7 @@ centroid; see ``dashboard._faces_view``), paged, with the nearest neighbours of 
 import numpy as np
 import streamlit as st
 
-from dashboard import _charts, _data, _faces, _faces_view, _ui
+from dashboard import _charts, _data, _faces_view, _ui
 from dashboard._safe import markdown_text as md
 from ferembed.runs import METRICS_FILE
 
@@ -49,14 +49,9 @@ def per_class_series(field: str) -> dict[str, list[float]]:
 def take_bar_click() -> dict | None:
     """A new click on a per-class bar becomes the pick; returns the pick."""
     for field, _, _ in PER_CLASS:
-        for pt in _faces_view.new_points(f"geom_{field}"):
-            custom = _faces.point_custom(pt)
-            if custom is not None and len(custom) == 2:
-                i, c = custom
-                if 0 <= i < len(runs) and 0 <= c < len(classes):
-                    st.session_state[PICK] = {
-                        "kind": "class", "run": _data.run_key(runs[i]), "class": classes[c],
-                    }  # fmt: skip
+        clicked = _faces_view.bar_pick(_faces_view.new_points(f"geom_{field}"), runs, classes)
+        if clicked is not None:
+            st.session_state[PICK] = clicked
     return st.session_state.get(PICK) or None
 
 

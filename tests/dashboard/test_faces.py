@@ -169,6 +169,14 @@ def test_click_points_and_overlay():
     assert point_custom({"curve_number": 0, "point_index": 1}, fig) == [0, 1]
     assert point_custom({"curve_number": 3, "point_index": 1}, fig) is None
     assert point_custom({"customdata": "x"}) is None
+    from dashboard._faces_view import bar_pick, cell_pick
+
+    assert cell_pick([{"customdata": {"0": 1, "1": 0}}], ["a", "b"]) == {
+        "kind": "cell", "true": "b", "pred": "a"
+    }  # fmt: skip
+    assert cell_pick([{"customdata": [2, 0]}], ["a", "b"]) is None  # outside the matrix
+    assert cell_pick([], ["a"]) is None
+    assert bar_pick([{"customdata": [1, 0]}], [], ["a"]) is None  # no such run
     fig = heatmap(np.eye(3), ["1", "2", "3"], clickable=True, counts=np.eye(3) * 5)
     hm, cells = fig.data
     assert hm.type == "heatmap" and hm.hoverinfo == "skip" and cells.type == "scatter"
