@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from conftest import VALID
 from page_views import chart, metrics_of
+from test_confined import hostile  # noqa: F401 (the runs with Markdown in their names)
 
 from ferembed.runs import load_run
 
@@ -184,3 +185,19 @@ def test_click_points_and_overlay():
     assert fig.layout.xaxis.type == "category" and tuple(fig.layout.xaxis.range) == (-0.5, 2.5)
     assert tuple(fig.layout.yaxis.range) == (2.5, -0.5)
     assert len(heatmap(np.eye(3), ["a", "b", "c"]).data) == 1
+
+
+@pytest.mark.parametrize(
+    "page, key, custom", [("confusion", "conf_main", [0, 0]), ("geometry", "geom_margin", [0, 2])]
+)
+def test_faces_of_hostile_runs_show_user_text_as_text(app, hostile, page, key, custom):  # noqa: F811
+    from test_confined import _markdown_values, _open, _unescaped
+
+    at = _open(app, hostile / "runs", page)  # run A: the run whose class names are Markdown
+    _click(at, key, custom)
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert at.session_state["conf_pick" if page == "confusion" else "geom_pick"]
+    assert _grids(at)
+    for value in _markdown_values(at):
+        assert _unescaped(value) == [], (page, value)
