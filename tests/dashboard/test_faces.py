@@ -139,6 +139,16 @@ def test_the_pick_survives_reruns_and_clears(app, runs_root):
     assert not at.session_state["conf_pick"] and not _grids(at)
     at.run()  # the old event, seen before, does not come back
     assert not at.session_state["conf_pick"]
+    # A cell of the difference matrix is a pick too, outlined on both matrices.
+    _click(at, "conf_diff", [1, 0], index=7)
+    at.run()
+    classes = load_run(runs_root / "arcface").class_names
+    assert at.session_state["conf_pick"] == {
+        "kind": "cell", "true": classes[1], "pred": classes[0]
+    }  # fmt: skip
+    for key in ("conf_main", "conf_diff"):
+        (shape,) = chart(at, key)["layout"]["shapes"]
+        assert (shape["x0"], shape["y0"]) == (-0.5, 0.5)
 
 
 def test_a_clicked_geometry_bar_lists_the_faces_farthest_from_the_centroid(app, runs_root):
