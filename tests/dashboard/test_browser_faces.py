@@ -28,7 +28,7 @@ from test_browser import (  # noqa: F401 (fixtures of the browser test)
 
 from ferembed.runs import load_run
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]  # about a minute
 
 #: The app's default selection puts the softmax run first (test_pages checks it): it is run A.
 RUN_A = "softmax"
@@ -124,6 +124,9 @@ def test_click_a_cell_and_a_bar_to_see_their_faces(browser, server, shots, runs_
 
     # The pick survives a rerun (another normalisation redraws the matrix).
     page.get_by_text("Normalised by row").click()
+    page.wait_for_function(
+        "() => document.body.innerText.includes('(counts)')", timeout=CLICK_TIMEOUT_MS
+    )
     _wait_idle(page)
     _assert_clean(page, errors, "confusion, counts")
     assert _faces_in(page, "conf_cell_faces0") == PAGE_SIZE
@@ -145,6 +148,10 @@ def test_click_a_cell_and_a_bar_to_see_their_faces(browser, server, shots, runs_
 
     # Clear forgets the pick.
     page.get_by_role("button", name="Clear the faces").click()
+    page.wait_for_function(
+        "() => !document.body.innerText.includes('hardest faces labelled')",
+        timeout=CLICK_TIMEOUT_MS,
+    )
     _wait_idle(page)
     assert _faces_in(page, "conf_class_faces") == 0
     assert "hardest faces labelled" not in page.locator('[data-testid="stMain"]').inner_text()
