@@ -84,6 +84,8 @@ def grouped_bars(
     height: int = 340,
     colors: Sequence[str] | None = None,
     log_y: bool = False,
+    clickable: bool = False,
+    picked: tuple[int, int] | None = None,
 ) -> go.Figure:
     """One bar group per category, one bar per series (run), all on the same axes.
 
@@ -92,17 +94,25 @@ def grouped_bars(
         series: run name -> (K,) values (NaN / None leave a gap).
         colors: one colour per series (default: by position).
         log_y: a logarithmic value axis.
+        clickable: each bar carries ``customdata`` ``[series index, category index]`` (what a
+            click selection returns) and its hover says that a click shows faces.
+        picked: ``(series index, category index)`` of a bar to outline (the picked one).
     """
     fig = go.Figure()
     colors = _colors(colors, len(series))
+    hint = "<br>click: this class's hardest faces" if clickable else ""
     for i, (name, values) in enumerate(series.items()):
         fig.add_bar(
             x=_texts(categories),
             y=[None if v is None or not np.isfinite(v) else float(v) for v in values],
             name=plotly_text(name),
             marker_color=colors[i],
-            hovertemplate="%{fullData.name}<br>%{x}: %{y:.4g}<extra></extra>",
+            hovertemplate=f"%{{fullData.name}}<br>%{{x}}: %{{y:.4g}}{hint}<extra></extra>",
+            customdata=[[i, k] for k in range(len(categories))] if clickable else None,
         )
+        if picked is not None and picked[0] == i:
+            widths = [3 if k == picked[1] else 0 for k in range(len(categories))]
+            fig.data[-1].marker.line = {"color": "black", "width": widths}
     fig.update_layout(barmode="group", yaxis_title=yaxis)
     if log_y:
         fig.update_yaxes(type="log")
@@ -123,30 +133,92 @@ def heatmap(
     height: int = 420,
     showscale: bool = True,
     zmid: float | None = None,
+    clickable: bool = False,
+    counts: np.ndarray | None = None,
 ) -> go.Figure:
     """A labelled K x K heatmap with the values written in the cells (rows top to bottom);
-    ``zmid`` centres a diverging ``colorscale`` (differences: 0)."""
+    ``zmid`` centres a diverging ``colorscale`` (differences: 0).
+
+    Plotly reports no selection for a click on a heatmap cell, so ``clickable`` lays a second
+    trace over it: one invisible square marker per cell (a scatter, which click selection
+    supports) with ``customdata`` ``[row, column]`` and the cell's hover text (``counts``, a
+    (K, K) matrix, adds "n = ..."). The heatmap itself is ``data[0]`` either way.
+    """
     z = np.asarray(matrix, dtype=float)
     text = [[("" if not np.isfinite(v) else format(v, fmt)) for v in row] for row in z]
+    names = _texts(labels)
+    hover = f"{yaxis or 'row'} %{{y}}<br>{xaxis or 'col'} %{{x}}<br>%{{z:{fmt}}}<extra></extra>"
     fig = go.Figure(
         go.Heatmap(
             z=z,
-            x=_texts(labels),
-            y=_texts(labels),
+            x=names,
+            y=names,
             zmin=zmin,
             zmax=zmax,
             zmid=zmid,
             colorscale=colorscale,
             text=text,
             texttemplate="%{text}",
-            hovertemplate=f"{yaxis or 'row'} %{{y}}<br>{xaxis or 'col'} %{{x}}<br>%{{z:{fmt}}}"
-            "<extra></extra>",
+            hovertemplate=hover,
+            hoverinfo="skip" if clickable else None,
             showscale=showscale,
         )
     )
-    fig.update_yaxes(autorange="reversed", title=yaxis)
-    fig.update_xaxes(title=xaxis)
+    # Category axes: class names such as "1" stay labels, and cell i sits at position i.
+    fig.update_yaxes(autorange="reversed", title=yaxis, type="category")
+    fig.update_xaxes(title=xaxis, type="category")
+    if clickable:
+        fig.add_trace(_cell_targets(z, names, text, counts, xaxis, yaxis, height))
+        # Fixed ranges: the markers would pad the axes and leave a margin round the cells.
+        k = len(names)
+        fig.update_xaxes(range=[-0.5, k - 0.5], autorange=False)
+        fig.update_yaxes(range=[k - 0.5, -0.5], autorange=False)
     return _layout(fig, title, height)
+
+
+def outline_cell(fig: go.Figure, row: int, col: int) -> None:
+    """Outline the cell (row, col) of a :func:`heatmap` (in place)."""
+    fig.add_shape(
+        type="rect", x0=col - 0.5, x1=col + 0.5, y0=row - 0.5, y1=row + 0.5,
+        line={"color": "black", "width": 3}, fillcolor="rgba(0,0,0,0)",
+    )  # fmt: skip
+
+
+def _cell_targets(
+    z: np.ndarray,
+    names: list[str],
+    text: list[list[str]],
+    counts: np.ndarray | None,
+    xaxis: str,
+    yaxis: str,
+    height: int,
+) -> go.Scatter:
+    """The invisible click targets of a clickable heatmap: one marker per cell."""
+    k = len(names)
+    rows, cols = np.divmod(np.arange(k * k), k)
+    n = None if counts is None else np.asarray(counts)
+    hover = [
+        f"{yaxis or 'row'} {names[i]}<br>{xaxis or 'col'} {names[j]}<br>{text[i][j]}"
+        + ("" if n is None else f"<br>n = {int(n[i, j]):,}")
+        + "<br>click: the faces in this cell"
+        for i, j in zip(rows, cols, strict=True)
+    ]
+    # About half a cell (the plot area is roughly the figure's height less 120 px of titles
+    # and labels): a click anywhere in the cell is nearest to its own marker.
+    size = float(np.clip(0.5 * (height - 120) / max(k, 1), 6, 40))
+    return go.Scatter(
+        x=[names[j] for j in cols],
+        y=[names[i] for i in rows],
+        mode="markers",
+        marker={"symbol": "square", "size": size, "color": "rgba(0,0,0,0)"},
+        selected={"marker": {"opacity": 0}},
+        unselected={"marker": {"opacity": 0}},
+        customdata=np.stack([rows, cols], axis=1),
+        hovertext=hover,
+        hovertemplate="%{hovertext}<extra></extra>",
+        showlegend=False,
+        name="cells",
+    )
 
 
 def histogram_chart(

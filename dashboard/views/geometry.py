@@ -1,10 +1,14 @@
 """Geometry: per-class compactness / separation / margins / silhouette, centroid distances,
-intra vs inter distance histograms and neural collapse, for the selected runs on shared axes."""
+intra vs inter distance histograms and neural collapse, for the selected runs on shared axes.
+
+Click a bar of a per-class chart: that run's hardest faces of the class (farthest from the class
+centroid; see ``dashboard._faces_view``), paged, with the nearest neighbours of one of them.
+"""
 
 import numpy as np
 import streamlit as st
 
-from dashboard import _charts, _data, _ui
+from dashboard import _charts, _data, _faces_view, _ui
 from dashboard._safe import markdown_text as md
 from ferembed.runs import METRICS_FILE
 
@@ -20,6 +24,14 @@ colors = _ui.run_colors(runs)  # one colour per run on every page
 classes = runs[0].class_names
 if any(r.class_names != classes for r in runs):
     st.warning("The selected runs have different class lists; per-class charts use the first's.")
+#: session_state key of the picked bar (run, class).
+PICK = "geom_pick"
+PER_CLASS = (
+    ("compactness_mean", "Compactness: mean distance to the class centroid", "distance"),
+    ("nearest_class_distance", "Separation: distance to the nearest other centroid", "distance"),
+    ("margin", "Nearest-class margin (separation - compactness)", "margin"),
+    ("silhouette", "Silhouette per class", "silhouette"),
+)
 
 
 def _num(v) -> float:
@@ -34,25 +46,39 @@ def per_class_series(field: str) -> dict[str, list[float]]:
     return out
 
 
+def take_bar_click() -> dict | None:
+    """A new click on a per-class bar becomes the pick; returns the pick."""
+    for field, _, _ in PER_CLASS:
+        clicked = _faces_view.bar_pick(_faces_view.new_points(f"geom_{field}"), runs, classes)
+        if clicked is not None:
+            st.session_state[PICK] = clicked
+    return st.session_state.get(PICK) or None
+
+
 def draw_per_class() -> None:
-    charts = (
-        ("compactness_mean", "Compactness: mean distance to the class centroid", "distance"),
-        (
-            "nearest_class_distance",
-            "Separation: distance to the nearest other centroid",
-            "distance",
-        ),
-        ("margin", "Nearest-class margin (separation - compactness)", "margin"),
-        ("silhouette", "Silhouette per class", "silhouette"),
-    )
+    pick = take_bar_click()
+    # The picked bar is outlined in every chart: a new figure on every pick and on Clear, so
+    # Plotly's own selection of the bar is reset with it.
+    keys = [_data.run_key(r) for r in runs]
+    picked = None
+    if pick and pick.get("run") in keys and pick.get("class") in classes:
+        picked = (keys.index(pick["run"]), classes.index(pick["class"]))
     cols = st.columns(2)
-    for i, (field, title, yaxis) in enumerate(charts):
+    for i, (field, title, yaxis) in enumerate(PER_CLASS):
         with cols[i % 2]:
             st.plotly_chart(
                 _charts.grouped_bars(
-                    classes, per_class_series(field), title=title, yaxis=yaxis, colors=colors
+                    classes,
+                    per_class_series(field),
+                    title=title,
+                    yaxis=yaxis,
+                    colors=colors,
+                    clickable=True,
+                    picked=picked,
                 ),
                 key=f"geom_{field}",
+                on_select="rerun",
+                selection_mode="points",
             )
     nearest = {
         name: [(m.get("per_class") or {}).get(c, {}).get("nearest_class", "") for c in classes]
@@ -60,6 +86,21 @@ def draw_per_class() -> None:
     }
     st.caption("Nearest other class of each class (by centroid distance)")
     st.dataframe({"class": classes, **nearest}, hide_index=True)
+    draw_faces(pick)
+
+
+def draw_faces(pick: dict | None) -> None:
+    st.subheader("Faces")
+    by_key = {_data.run_key(r): i for i, r in enumerate(runs)}
+    if not pick or pick.get("run") not in by_key:
+        st.caption(
+            "Click a bar of a per-class chart to see that run's hardest faces of the class "
+            "(farthest from the class centroid)."
+        )
+        return
+    _faces_view.clear_button(PICK)
+    i = by_key[pick["run"]]
+    _faces_view.show_class(runs[i], names[i], pick, key="geom_class", prefer=("centroid",))
 
 
 def draw_centroids() -> None:
