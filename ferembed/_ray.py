@@ -68,9 +68,15 @@ class RaySession:
     def start(self):
         """Connect (once) and return the ``ray`` module."""
         ray = import_ray()
-        if ray.is_initialized():
-            return ray
-        logging.getLogger("ray").setLevel(logging.WARNING)
+        if not ray.is_initialized():
+            self._init(ray)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False  # ferembed's own bar counts the faces
+        ctx.print_on_execution_start = False
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        return ray
+
+    def _init(self, ray) -> None:
         try:
             if self.address:
                 ray.init(
@@ -90,11 +96,6 @@ class RaySession:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise FerembedError(f"{where}: cannot start or connect ({first[:200]})") from None
         self._opened = True
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False
-        ctx.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        return ray
 
     def cluster(self, resource: str) -> int:
         """How many of ``resource`` (``"CPU"``, ``"GPU"``) the cluster has."""
