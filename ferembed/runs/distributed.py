@@ -171,10 +171,10 @@ class RayEmbedder:
 
     def _stream(self, rows: np.ndarray, dataset, batch_size: int) -> Iterator[dict]:
         ray = self.session.start()
-        gpus = 0 if self.device == "cpu" else self.session.cluster("GPU")
-        if self.device.startswith("cuda") and gpus == 0:
-            raise ConfigError(f"--device {self.device}: the Ray cluster has no GPU")
-        workers = self.session.workers or (gpus or max(1, self.session.cluster("CPU")))
+        workers, device, gpus = actor_plan(
+            self.session.cluster("GPU"), self.session.cluster("CPU"), self.device,
+            self.session.workers,
+        )  # fmt: skip
         items = ray.data.from_items(
             [{"row": int(i)} for i in rows],
             override_num_blocks=max(1, min(4 * workers, -(-rows.size // batch_size))),
@@ -184,13 +184,13 @@ class RayEmbedder:
             fn_constructor_kwargs={
                 "recipe": self.recipe,
                 "dataset": dataset,
-                "device": "cuda" if gpus else "cpu",
+                "device": device,
             },
             batch_size=batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=0 if gpus else 1,
-            num_gpus=1 if gpus else 0,
+            num_cpus=1,
+            num_gpus=gpus,
         )
         try:
             yield from mapped.iter_batches(batch_size=None, batch_format="numpy")
@@ -263,6 +263,23 @@ class RayEmbedder:
     def finish(self) -> None:
         """Remove the parts folder (the run is written)."""
         shutil.rmtree(self.parts_dir, ignore_errors=True)
+
+
+def actor_plan(gpus: int, cpus: int, device: str, workers: int | None) -> tuple[int, str, int]:
+    """``(actors, their torch device, GPUs per actor)`` for a cluster of ``gpus`` and ``cpus``.
+
+    ``device`` is the ``--device`` asked for: ``auto`` (or ``cuda``) puts one actor on each GPU
+    when the cluster has any, ``cpu`` one actor per CPU; ``workers`` (``--ray-workers``) caps
+    the actors (never more than the GPUs, which each actor holds whole).
+
+    Raises:
+        ConfigError: ``cuda`` asked for on a cluster without a GPU.
+    """
+    if device.startswith("cuda") and gpus == 0:
+        raise ConfigError(f"--device {device}: the Ray cluster has no GPU")
+    if gpus > 0 and (device == "auto" or device.startswith("cuda")):
+        return min(workers or gpus, gpus), "cuda", 1
+    return workers or max(1, cpus), "cpu", 0
 
 
 def _digest(path: Path) -> str | None:

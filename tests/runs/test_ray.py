@@ -24,7 +24,11 @@ SPLIT = dict(dataset="synthfer", root=None, split="test", dataset_kwargs={"n": N
 #: run.json keys that differ between any two runs (when, where, how they were made).
 OWN_KEYS = ("name", "created", "command")
 
-pytestmark = pytest.mark.slow  # a local Ray and its actors take seconds to start
+
+def ray_test(fn):
+    """A test on the local Ray: slow (Ray and its actors take seconds to start); Ray Data's
+    own deprecation warnings are not ours."""
+    return pytest.mark.slow(pytest.mark.filterwarnings("ignore::DeprecationWarning")(fn))
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +69,7 @@ def _assert_same_run(a: Path, b: Path) -> None:
     assert mb == ma
 
 
+@ray_test
 def test_embed_ray_gives_the_one_process_run(local_ray, one_process, tmp_path):
     out = tmp_path / "ray"
     assert _ray_embed(out) == 0
@@ -72,6 +77,7 @@ def test_embed_ray_gives_the_one_process_run(local_ray, one_process, tmp_path):
     assert not (tmp_path / ".ray.ray-parts").exists()  # the saved batches go with success
 
 
+@ray_test
 def test_embed_ray_with_a_user_model(local_ray, tmp_path):
     from byom_net import make_imagefolder, trained
     from safetensors.torch import save_file
@@ -94,6 +100,7 @@ def test_embed_ray_with_a_user_model(local_ray, tmp_path):
     _assert_same_run(tmp_path / "one", tmp_path / "ray")
 
 
+@ray_test
 def test_interrupted_ray_embed_resumes(local_ray, one_process, tmp_path, monkeypatch, capsys):
     from ferembed.runs.distributed import RayEmbedder, ray_embedding
 
@@ -124,6 +131,7 @@ def test_interrupted_ray_embed_resumes(local_ray, one_process, tmp_path, monkeyp
     assert not parts.exists()
 
 
+@ray_test
 def test_parts_of_another_model_are_not_reused(local_ray, tmp_path, monkeypatch):
     from ferembed.runs.distributed import ModelRecipe, RayEmbedder, ray_embedding
 
@@ -150,6 +158,7 @@ def _numeric_leaves(tree, path=""):
         yield path, tree
 
 
+@ray_test
 @pytest.mark.parametrize(
     "options",
     [{}, {"max_exact_n": 100, "sample_size": 90, "distance": "euclidean"}],
@@ -171,6 +180,7 @@ def test_evaluate_ray_gives_the_same_metrics(local_ray, one_process, options):
             assert have[key] == value, key
 
 
+@ray_test
 def test_evaluate_ray_cli_writes_the_metrics(local_ray, one_process, tmp_path, capsys):
     import shutil
 
@@ -201,3 +211,28 @@ def test_ray_options_need_ray(tmp_path, capsys):
     code = main(["evaluate", str(tmp_path), "--ray-address", "auto"])
     assert code == 2
     assert capsys.readouterr().err.strip().endswith("--ray-address: only with --ray")
+
+
+@pytest.mark.parametrize(
+    ("gpus", "cpus", "device", "workers", "plan"),
+    [
+        (2, 32, "auto", None, (2, "cuda", 1)),  # one actor per GPU, each holding it whole
+        (2, 32, "cuda", 5, (2, "cuda", 1)),  # never more actors than GPUs
+        (4, 32, "auto", 3, (3, "cuda", 1)),
+        (2, 32, "cpu", None, (32, "cpu", 0)),  # --device cpu: one actor per CPU
+        (0, 4, "auto", None, (4, "cpu", 0)),
+        (0, 4, "auto", 2, (2, "cpu", 0)),
+    ],
+)
+def test_actor_plan(gpus, cpus, device, workers, plan):
+    from ferembed.runs.distributed import actor_plan
+
+    assert actor_plan(gpus, cpus, device, workers) == plan
+
+
+def test_cuda_on_a_cluster_without_gpu_is_refused():
+    from ferembed.errors import ConfigError
+    from ferembed.runs.distributed import actor_plan
+
+    with pytest.raises(ConfigError, match="--device cuda: the Ray cluster has no GPU"):
+        actor_plan(0, 8, "cuda", None)
