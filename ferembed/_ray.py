@@ -46,6 +46,26 @@ def import_ray():
     return ray
 
 
+def worker_error(exc: BaseException, *user: type[BaseException]) -> BaseException:
+    """What to raise for a Ray worker's failure ``exc``: the worker's own exception when it is
+    one of the ``user`` error types (bad input, said in one line), else a one-line
+    :class:`FerembedError` naming it (``--debug`` shows the chain)."""
+    import ray.exceptions
+
+    cause, seen = exc, set()
+    while isinstance(cause, ray.exceptions.RayError) and id(cause) not in seen:
+        seen.add(id(cause))  # Ray wraps the worker's exception in .cause or __cause__
+        inner = getattr(cause, "cause", None) or cause.__cause__
+        if inner is None:
+            break
+        cause = inner
+    if isinstance(cause, (FerembedError, *user)):
+        return cause
+    lines = str(cause).strip().splitlines()
+    what = f"{type(cause).__name__}: {lines[-1][:200]}" if lines else type(cause).__name__
+    return FerembedError(f"--ray: a worker failed ({what})")
+
+
 class RaySession:
     """A Ray connection opened on first use and closed by whoever opened it.
 
@@ -79,9 +99,7 @@ class RaySession:
     def _init(self, ray) -> None:
         try:
             if self.address:
-                ray.init(
-                    address=self.address, log_to_driver=False, logging_level=logging.WARNING
-                )
+                ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING)
             else:
                 from ferembed._parallel import n_workers
 
@@ -185,11 +203,8 @@ class RaySearch:
         self.blocks_run = len(futures)
         try:
             parts = ray.get(futures)
-        except ray.exceptions.RayTaskError as exc:
-            # A worker's ValueError (bad k, shapes...) is the user's error: raise it as such.
-            if isinstance(getattr(exc, "cause", None), ValueError):
-                raise exc.cause from None
-            raise
+        except ray.exceptions.RayError as exc:
+            raise worker_error(exc, ValueError) from exc
         return _concat(parts, parts[0], qidx)
 
 

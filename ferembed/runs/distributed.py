@@ -35,7 +35,7 @@ import numpy as np
 
 from ferembed import _io
 from ferembed._engines import EMBEDDER, using
-from ferembed._ray import RaySession
+from ferembed._ray import RaySession, worker_error
 from ferembed.errors import ConfigError, FerembedError
 from ferembed.runs.log import images_to_thumbs
 
@@ -194,11 +194,9 @@ class RayEmbedder:
         )
         try:
             yield from mapped.iter_batches(batch_size=None, batch_format="numpy")
-        except ray.exceptions.RayTaskError as exc:
-            # A worker's one-line error (a model that rejects its input) is the user's error.
-            if isinstance(getattr(exc, "cause", None), FerembedError):
-                raise exc.cause from None
-            raise
+        except ray.exceptions.RayError as exc:
+            # e.g. a model that rejects a face (one line), a node that cannot read the files
+            raise worker_error(exc) from exc
 
     # ------------------------------------------------------------------ the parts folder
     def _fingerprint(self, dataset) -> dict[str, Any]:

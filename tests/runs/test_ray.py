@@ -236,3 +236,33 @@ def test_cuda_on_a_cluster_without_gpu_is_refused():
 
     with pytest.raises(ConfigError, match="--device cuda: the Ray cluster has no GPU"):
         actor_plan(0, 8, "cuda", None)
+
+
+PICKY = """
+from torch import nn
+
+
+class Picky(nn.Module):
+    def forward(self, x):
+        if x.shape[0] > 2:  # passes the loader's check (2 blank faces), fails on real batches
+            raise RuntimeError("batch too large")
+        return x.flatten(1)[:, :4]
+
+
+def create():
+    return Picky()
+"""
+
+
+@ray_test
+def test_a_worker_error_is_the_one_process_error(local_ray, tmp_path, capsys):
+    spec_file = tmp_path / "picky.py"
+    spec_file.write_text(PICKY)
+    argv = ["embed", "--model", f"python:{spec_file}:create", "--dataset", "synthfer",
+            "--dataset-arg", "n=20", "--batch-size", "8", "--quiet"]  # fmt: skip
+    assert main([*argv, "--out", str(tmp_path / "one")]) == 2
+    one = capsys.readouterr().err.strip()
+    assert main([*argv, "--out", str(tmp_path / "ray"), "--ray"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert "rejected input" in one and lines[-1] == one
+    assert not (tmp_path / "ray").exists()
