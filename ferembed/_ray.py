@@ -60,7 +60,9 @@ def worker_error(exc: BaseException, *user: type[BaseException]) -> BaseExceptio
             break
         cause = inner
     if isinstance(cause, (FerembedError, *user)):
-        return cause
+        # Ray appends its retry advice to the message: the worker's own line comes first.
+        lines = str(cause).strip().splitlines()
+        return type(cause)(lines[0] if lines else "")
     lines = str(cause).strip().splitlines()
     what = f"{type(cause).__name__}: {lines[-1][:200]}" if lines else type(cause).__name__
     return FerembedError(f"--ray: a worker failed ({what})")
@@ -93,7 +95,9 @@ class RaySession:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False  # ferembed's own bar counts the faces
         ctx.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        ctx.raise_original_map_exception = True  # a worker's error as itself (worker_error)
+        # Ray Data logs a worker's failure with its traceback; ferembed says it in one line.
+        logging.getLogger("ray.data").setLevel(logging.CRITICAL)
         return ray
 
     def _init(self, ray) -> None:
