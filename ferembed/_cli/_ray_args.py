@@ -10,6 +10,7 @@ search, after the command has checked its input.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
 
 from ferembed._cli.args import int_at_least
@@ -49,16 +50,17 @@ def _embed(command: Callable, args) -> int:
     from ferembed.runs.distributed import ModelRecipe, ray_embedding
 
     import_ray()  # the missing extra is named before anything is read
+    # Absolute paths: a worker on another node does not share this process's directory.
     if args.checkpoint is not None:
-        recipe = ModelRecipe(checkpoint=args.checkpoint)
+        recipe = ModelRecipe(checkpoint=os.path.abspath(args.checkpoint))
     else:
         from ferembed.models.external import Preprocess
 
         pre = Preprocess.from_options(args.input_size, args.channels, args.mean, args.std)
         recipe = ModelRecipe(
-            spec=args.model,
+            spec=_absolute_spec(args.model),
             options=dict(
-                weights=args.weights,
+                weights=args.weights and os.path.abspath(args.weights),
                 embedding_layer=args.embedding_layer,
                 head_layer=args.head_layer,
                 preprocess=pre,
@@ -68,6 +70,17 @@ def _embed(command: Callable, args) -> int:
         recipe, args.out, address=args.ray_address, workers=args.ray_workers, device=args.device
     ):
         return command(args)
+
+
+def _absolute_spec(spec: str) -> str:
+    """``spec`` with its file made absolute (``python:pkg.module:FUNC`` has none)."""
+    kind, _, target = spec.partition(":")
+    if kind == "python":
+        where, sep, func = target.rpartition(":")
+        if where.endswith(".py"):
+            return f"python:{os.path.abspath(where)}{sep}{func}"
+        return spec
+    return f"{kind}:{os.path.abspath(target)}" if target else spec
 
 
 def _evaluate(command: Callable, args) -> int:
