@@ -18,6 +18,9 @@ Measures (seconds, wall clock):
   and the total (Ray twice: the first search also starts the worker processes), and the
   largest difference between the two metric dictionaries.
 
+``--actor-check cuda`` (no Ray needed: for a GPU machine that lacks it) runs the embed actor's
+code on the GPU and compares it with the one-process loop on the CPU.
+
 Sizes above ``--evaluate-only-above`` skip the embedding (their embeddings are the 3,589 test
 embeddings tiled, plus a little noise, so that no two rows are equal) to save the shared box's
 time: say so when reporting. Timings on a shared 2-core machine are pessimistic.
@@ -66,7 +69,15 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--evaluate-only-above", type=int, default=20_000)
     ap.add_argument("--json", help="also write the results here")
+    ap.add_argument(
+        "--actor-check",
+        metavar="DEVICE",
+        help="no Ray (a GPU machine without it): embed SynthFER with the embed actor's code on "
+        "DEVICE (e.g. cuda) and compare with the one-process loop on the CPU, then stop",
+    )
     args = ap.parse_args()
+    if args.actor_check:
+        return actor_check(args.actor_check, args.batch_size, args.json)
 
     from ferembed._engines import SEARCH, using
     from ferembed._ray import RaySearch, RaySession
@@ -139,6 +150,41 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
+
+
+def actor_check(device: str, batch_size: int, out: str | None) -> None:
+    """``embed --ray``'s actor (``_EmbedActor``: model built from the recipe on ``device``)
+    against ``embed_dataset`` on the CPU, on 4,000 SynthFER faces: max |diff| and img/s."""
+    from ferembed.data import create_dataset
+    from ferembed.runs.distributed import ModelRecipe, _EmbedActor
+    from ferembed.runs.embed import embed_dataset
+
+    recipe = ModelRecipe(checkpoint=str(REPO / "checkpoints/synthfer/center"))
+    ds = create_dataset("synthfer", None, "test", image_size=48, n=4000)
+    t = time.perf_counter()
+    emb, logits, thumbs = embed_dataset(recipe.build("cpu"), ds, batch_size=batch_size,
+                                        progress=False)  # fmt: skip
+    cpu_s = time.perf_counter() - t
+    actor = _EmbedActor(recipe, ds, device)
+    actor({"row": np.arange(2)})  # warm-up (CUDA context, kernels)
+    t = time.perf_counter()
+    parts = [actor({"row": np.arange(a, min(a + batch_size, len(ds)))})
+             for a in range(0, len(ds), batch_size)]  # fmt: skip
+    dev_s = time.perf_counter() - t
+    got = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    result = {
+        "device": device,
+        "faces": len(ds),
+        "cpu_img_per_s": round(len(ds) / cpu_s, 1),
+        "actor_img_per_s": round(len(ds) / dev_s, 1),
+        "rows_in_order": bool(np.array_equal(got["row"], np.arange(len(ds)))),
+        "embedding_max_abs_diff": float(np.abs(got["embedding"] - emb).max()),
+        "logits_max_abs_diff": float(np.abs(got["logits"] - logits).max()),
+        "thumbs_equal": bool(np.array_equal(got["thumb"], thumbs)),
+    }
+    print(json.dumps(result, indent=2))
+    if out:
+        Path(out).write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
