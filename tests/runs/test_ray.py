@@ -159,15 +159,25 @@ def _numeric_leaves(tree, path=""):
         yield path, tree
 
 
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory) -> Path:
+    """The checkpoint's embeddings of 150 SynthFER validation faces (another split)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    split = {**SPLIT, "split": "val", "dataset_kwargs": {"n": 150}}
+    return embed_checkpoint(CKPT, out=out, batch_size=64, progress=False, **split)
+
+
 @ray_test
 @pytest.mark.parametrize(
     "options",
-    [{}, {"max_exact_n": 100, "sample_size": 90, "distance": "euclidean"}],
-    ids=["exact-cosine", "sampled-euclidean"],
+    [{}, {"max_exact_n": 100, "sample_size": 90, "distance": "euclidean"}, {"reference": True}],
+    ids=["exact-cosine", "sampled-euclidean", "reference-run"],
 )
-def test_evaluate_ray_gives_the_same_metrics(local_ray, one_process, options):
+def test_evaluate_ray_gives_the_same_metrics(local_ray, one_process, reference_run, options):
     from ferembed._ray import ray_search
 
+    if options.get("reference"):
+        options = {"reference": reference_run}
     expected = evaluate_run(one_process, write=False, n_boot=50, **options)
     with ray_search() as search:
         got = evaluate_run(one_process, write=False, n_boot=50, **options)
