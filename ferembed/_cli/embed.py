@@ -3,6 +3,7 @@ import`` (embeddings computed elsewhere): the two ways to make a run directory."
 
 from __future__ import annotations
 
+from ferembed._cli._ray_args import add_ray_embed_options
 from ferembed._cli.args import DATASET_CHOICES, DEVICE_HELP, DISTANCE_CHOICES, int_at_least
 from ferembed._cli.args import command_line as _command_line
 from ferembed._cli.args import kv_pairs as _kv
@@ -146,6 +147,7 @@ def add_embed_commands(add) -> None:
     _run_options(sp)
     sp.add_argument("--no-thumbs", action="store_true", help="do not store face thumbnails")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_embed_options(sp)
 
     sp = add(
         "import",

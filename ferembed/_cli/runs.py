@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ferembed._cli._ray_args import add_ray_evaluate_options
 from ferembed._cli.args import DISTANCE_CHOICES, LazyChoices, float_above, int_at_least
 
 
@@ -172,6 +173,7 @@ def add_run_commands(add) -> None:
         help="number of queries (class-stratified) for sampled retrieval on large runs "
         "(default: all queries up to a size limit)",
     )
+    add_ray_evaluate_options(sp)
 
     sp = add(
         "export",

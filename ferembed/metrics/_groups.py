@@ -13,6 +13,7 @@ import ferembed.metrics.classification as _cls
 import ferembed.metrics.collapse as _nc
 import ferembed.metrics.geometry as _geo
 import ferembed.metrics.silhouette as _sil
+from ferembed._engines import SEARCH
 from ferembed.metrics._context import _Context
 from ferembed.metrics._knn import stratified_sample
 from ferembed.metrics.bootstrap import bca_interval, bootstrap_ci
@@ -99,7 +100,7 @@ def _run_search(ctx: _Context, *, r_metrics: bool) -> None:
     else:
         queries, mode = None, "exact"
     ctx.rec.modes["retrieval"] = mode
-    ctx.search = compute_retrieval(
+    ctx.search = (SEARCH.get() or compute_retrieval)(  # --ray: ferembed._ray
         ctx.xs,
         ctx.y,
         k=k,

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ferembed._engines import EMBEDDER
 from ferembed.data import create_dataset, map_labels
 from ferembed.data.subset import SubsetDataset
 from ferembed.errors import DataError
@@ -128,7 +129,7 @@ def _write_split_run(
             f"that the {who} does not have",
             file=sys.stderr,
         )
-    emb, logits, imgs = embed_dataset(
+    emb, logits, imgs = (EMBEDDER.get() or embed_dataset)(  # --ray: ferembed._ray
         model,
         SubsetDataset(ds, idx),
         batch_size=batch_size,
