@@ -1,0 +1,232 @@
+"""The FAISS and torch backends of the exact kNN search, and the tie repair that makes their
+results identical to the numpy kernel's.
+
+Neither ``faiss.IndexFlat*`` nor ``torch.topk`` promises an order among equal scores, and a cut
+at ``k`` may fall inside a run of ties. So a backend is asked for ``k + TIE_MARGIN`` candidates
+(one more with leave-one-out, whose own row is then removed by index), and
+:func:`order_candidates` re-sorts them by (score desc, reference row asc). The result is exact
+when the k-th kept score is above the lowest fetched one: every reference not fetched scores at
+most that. Rows where it is not (a tie crosses the cut) are searched again with four times the
+candidates, and what still remains, or what a backend cannot fetch (FAISS on a GPU stops at
+``k = 2048``), goes to the numpy kernel for those rows. :func:`exact_topk` is that loop; it takes
+the backend as a plain ``search(q, kk)`` function, so its logic is tested on the CPU with the
+same code the GPU runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import numpy as np
+
+from ferembed._search_engine import faiss_threads
+from ferembed._search_kernel import BLOCK_BYTES, numpy_topk
+
+#: Candidates fetched beyond k, so that ties at the cut can be re-sorted by reference row.
+TIE_MARGIN = 16
+#: The largest k a FAISS flat search on a GPU accepts.
+FAISS_GPU_MAX_K = 2048
+#: Scores of one block of query rows on a GPU (bytes).
+GPU_BLOCK_BYTES = 2 * 2**30
+
+#: ``search(q, kk) -> (indices (Q, kk) int64, scores (Q, kk) float32)``: the top ``kk`` references
+#: of each prepared query row by score (higher = nearer), in any order among ties.
+Search = Callable[[np.ndarray, int], tuple[np.ndarray, np.ndarray]]
+
+
+def order_candidates(
+    indices: np.ndarray,
+    scores: np.ndarray,
+    k: int,
+    *,
+    self_rows: np.ndarray | None = None,
+    complete: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The top ``k`` of each row of a backend's candidates, by (score desc, reference row asc).
+
+    Args:
+        indices: (B, kk) int reference rows, the backend's top ``kk`` (``-1`` = none).
+        scores: (B, kk) float32 their scores.
+        k: neighbours to keep (``k < kk``, or ``k <= kk`` with ``complete``).
+        self_rows: (B,) reference row of each query, removed by index (leave-one-out), or None.
+        complete: the candidates are every reference (``kk`` = N): nothing is missing.
+
+    Returns:
+        ``(indices (B, k) int64, scores (B, k) float32, unsure (B,) bool)``; ``unsure`` marks
+        rows whose k-th score is not above the lowest fetched one, where a reference that was
+        not fetched could tie with the kept ones.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    scores = np.array(scores, dtype=np.float32)
+    last = scores.min(axis=1)  # every reference not fetched scores at most this
+    drop = indices < 0
+    if self_rows is not None:
+        drop |= indices == np.asarray(self_rows)[:, None]
+    scores[drop] = -np.inf
+    order = np.lexsort((indices, -scores), axis=1)[:, :k]
+    top_i = np.take_along_axis(indices, order, axis=1)
+    top_s = np.take_along_axis(scores, order, axis=1)
+    if complete:
+        unsure = np.zeros(len(top_s), dtype=bool)
+    else:
+        unsure = ~(top_s[:, -1] > last)
+    return top_i, top_s, unsure
+
+
+def exact_topk(
+    search: Search,
+    q: np.ndarray,
+    ref: np.ndarray,
+    k: int,
+    *,
+    distance: str,
+    self_rows: np.ndarray | None = None,
+    max_k: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` (score desc, row asc) from a backend that orders ties arbitrarily.
+
+    Args:
+        search: the backend (see :data:`Search`), searching ``ref``.
+        q: (Q, D) float32 prepared queries.
+        ref: (N, D) float32 prepared references (for the numpy fallback).
+        k: neighbours.
+        distance: ``"cosine"`` or ``"euclidean"``.
+        self_rows: (Q,) reference row of each query, excluded by index, or None.
+        max_k: the most candidates ``search`` can fetch (None: N).
+
+    Returns:
+        ``(indices (Q, k) int64, scores (Q, k) float32)``.
+    """
+    n_ref = ref.shape[0]
+    limit = n_ref if max_k is None else min(max_k, n_ref)
+    kk = min(n_ref, k + TIE_MARGIN + (self_rows is not None))
+    rows = np.arange(q.shape[0])
+    indices = np.empty((q.shape[0], k), dtype=np.int64)
+    scores = np.empty((q.shape[0], k), dtype=np.float32)
+    while rows.size and kk <= limit:
+        cand_i, cand_s = search(q if rows.size == q.shape[0] else q[rows], kk)
+        own = None if self_rows is None else self_rows[rows]
+        top_i, top_s, unsure = order_candidates(
+            cand_i, cand_s, k, self_rows=own, complete=kk >= n_ref
+        )
+        indices[rows], scores[rows] = top_i, top_s
+        rows = rows[unsure]
+        if kk == limit:
+            break
+        kk = min(limit, 4 * kk)
+    if rows.size:  # ties wider than the backend can fetch: the numpy kernel on those rows
+        own = None if self_rows is None else self_rows[rows]
+        indices[rows], scores[rows] = numpy_topk(q[rows], ref, k, distance=distance, self_rows=own)
+    return indices, scores
+
+
+def faiss_search(ref: np.ndarray, distance: str, device: str) -> tuple[Search, int]:
+    """A flat (exact) FAISS index over ``ref`` as a :data:`Search`, and the most it can fetch.
+
+    ``IndexFlatIP`` for cosine (``ref`` is unit rows), ``IndexFlatL2`` for euclidean (its squared
+    distances are negated into scores). On ``"cuda"`` the index is copied to GPU 0 through
+    ``StandardGpuResources`` + ``index_cpu_to_gpu``.
+    """
+    import faiss
+
+    d = ref.shape[1]
+    index = faiss.IndexFlatIP(d) if distance == "cosine" else faiss.IndexFlatL2(d)
+    index.add(np.ascontiguousarray(ref, dtype=np.float32))
+    resources = None
+    max_k = ref.shape[0]
+    if device == "cuda":
+        resources = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(resources, 0, index)
+        max_k = FAISS_GPU_MAX_K
+
+    def search(q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(q, dtype=np.float32)
+        work = 2.0 * q.shape[0] * index.ntotal * d
+        with faiss_threads(work) if resources is None else contextlib.nullcontext():
+            dist, idx = index.search(q, kk)
+        return idx, dist if distance == "cosine" else -dist
+
+    # ``search`` refers to ``resources``: the GPU index needs them for as long as it lives.
+    return search, max_k
+
+
+@contextlib.contextmanager
+def _torch_exact():
+    """Full float32 products (no TF32), as numpy and FAISS compute them."""
+    import torch
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.no_grad():
+            yield torch
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def _torch_rows(n_ref: int, device: str) -> int:
+    budget = GPU_BLOCK_BYTES if device == "cuda" else BLOCK_BYTES
+    return int(np.clip(budget // (4 * max(n_ref, 1)), 32, 65_536 if device == "cuda" else 4096))
+
+
+class _TorchScores:
+    """Scores of blocks of query rows against ``ref`` on a torch device: the blocked product
+    of the numpy kernel (same formula for euclidean), run by torch."""
+
+    def __init__(self, torch, ref: np.ndarray, distance: str, device: str) -> None:
+        self.torch = torch
+        self.device = torch.device(device)
+        self.ref = torch.from_numpy(np.ascontiguousarray(ref, dtype=np.float32)).to(self.device)
+        self.ref_sq = (self.ref * self.ref).sum(1) if distance == "euclidean" else None
+
+    def block(self, qb: np.ndarray):
+        """(B, N) float32 scores on the device, higher = nearer."""
+        qt = self.torch.from_numpy(np.ascontiguousarray(qb, dtype=np.float32)).to(self.device)
+        s = qt @ self.ref.T
+        if self.ref_sq is not None:
+            # -||q - r||^2 = 2 q.r - ||q||^2 - ||r||^2
+            s.mul_(2.0).sub_(self.ref_sq[None, :]).sub_((qt * qt).sum(1)[:, None])
+        return s
+
+
+def torch_search(ref: np.ndarray, distance: str, device: str) -> tuple[Search, int]:
+    """Blocked product + ``torch.topk`` on a torch device (``"cpu"`` or ``"cuda"``), as a
+    :data:`Search`, and the most it can fetch (N)."""
+    rows = _torch_rows(ref.shape[0], device)
+
+    def search(q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+        indices = np.empty((q.shape[0], kk), dtype=np.int64)
+        scores = np.empty((q.shape[0], kk), dtype=np.float32)
+        with _torch_exact() as torch:
+            scorer = _TorchScores(torch, ref, distance, device)
+            for a in range(0, q.shape[0], rows):
+                vals, idx = torch.topk(scorer.block(q[a : a + rows]), kk, dim=1)
+                scores[a : a + rows] = vals.cpu().numpy()
+                indices[a : a + rows] = idx.cpu().numpy()
+        return indices, scores
+
+    return search, ref.shape[0]
+
+
+def torch_score_blocks(
+    fn: Callable[[int, int, np.ndarray, dict], None],
+    q: np.ndarray,
+    ref: np.ndarray,
+    spans: list[tuple[int, int]],
+    *,
+    distance: str,
+    self_rows: np.ndarray | None = None,
+    device: str = "cpu",
+) -> None:
+    """:func:`~ferembed._search_kernel.numpy_score_blocks` with the product on a torch device:
+    each span's (rows, N) scores are computed there and handed to ``fn`` as a host array."""
+    work: dict = {}
+    with _torch_exact() as torch:
+        scorer = _TorchScores(torch, ref, distance, device)
+        for start, stop in spans:
+            s = scorer.block(q[start:stop])
+            if self_rows is not None:
+                cols = torch.from_numpy(np.ascontiguousarray(self_rows[start:stop]))
+                s[torch.arange(stop - start, device=s.device), cols.to(s.device)] = -np.inf
+            fn(start, stop, s.cpu().numpy(), work)
