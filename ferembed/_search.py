@@ -196,7 +196,13 @@ def compute_knn(
         make = faiss_search if engine.backend == "faiss" else torch_search
         search, max_k = make(ref, distance, engine.device)
         indices, scores = exact_topk(
-            search, q, ref, int(k), distance=distance, self_rows=self_rows, max_k=max_k
+            search,
+            q,
+            int(k),
+            n_ref=ref.shape[0],
+            self_rows=self_rows,
+            max_k=max_k,
+            fallback=lambda qr, own: numpy_topk(qr, ref, int(k), distance=distance, self_rows=own),
         )
     return KNN(
         indices=indices,

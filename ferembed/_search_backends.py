@@ -7,8 +7,8 @@ at ``k`` may fall inside a run of ties. So a backend is asked for ``k + TIE_MARG
 :func:`order_candidates` re-sorts them by (score desc, reference row asc). The result is exact
 when the k-th kept score is above the lowest fetched one: every reference not fetched scores at
 most that. Rows where it is not (a tie crosses the cut) are searched again with four times the
-candidates, and what still remains, or what a backend cannot fetch (FAISS on a GPU stops at
-``k = 2048``), goes to the numpy kernel for those rows. :func:`exact_topk` is that loop; it takes
+candidates, and what a backend cannot fetch (FAISS on a GPU stops at ``k = 2048``) goes to a
+fallback search (the numpy kernel) for those rows. :func:`exact_topk` is that loop; it takes
 the backend as a plain ``search(q, kk)`` function, so its logic is tested on the CPU with the
 same code the GPU runs.
 """
@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ferembed._search_engine import faiss_threads
-from ferembed._search_kernel import BLOCK_BYTES, numpy_topk
+from ferembed._search_kernel import BLOCK_BYTES
 
 #: Candidates fetched beyond k, so that ties at the cut can be re-sorted by reference row.
 TIE_MARGIN = 16
@@ -74,37 +74,41 @@ def order_candidates(
     return top_i, top_s, unsure
 
 
+#: ``fallback(q, self_rows) -> (indices (Q, k), scores (Q, k))``: the exact top k of some query
+#: rows by another route (the numpy kernel), for ties wider than a backend can fetch.
+Fallback = Callable[[np.ndarray, "np.ndarray | None"], tuple[np.ndarray, np.ndarray]]
+
+
 def exact_topk(
     search: Search,
     q: np.ndarray,
-    ref: np.ndarray,
     k: int,
     *,
-    distance: str,
+    n_ref: int,
     self_rows: np.ndarray | None = None,
     max_k: int | None = None,
+    fallback: Fallback | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` (score desc, row asc) from a backend that orders ties arbitrarily.
 
     Args:
-        search: the backend (see :data:`Search`), searching ``ref``.
+        search: the backend (see :data:`Search`), searching ``n_ref`` references.
         q: (Q, D) float32 prepared queries.
-        ref: (N, D) float32 prepared references (for the numpy fallback).
         k: neighbours.
-        distance: ``"cosine"`` or ``"euclidean"``.
+        n_ref: references searched (N).
         self_rows: (Q,) reference row of each query, excluded by index, or None.
         max_k: the most candidates ``search`` can fetch (None: N).
+        fallback: the exact search of the rows left when ``max_k < N`` (see :data:`Fallback`).
 
     Returns:
         ``(indices (Q, k) int64, scores (Q, k) float32)``.
     """
-    n_ref = ref.shape[0]
     limit = n_ref if max_k is None else min(max_k, n_ref)
-    kk = min(n_ref, k + TIE_MARGIN + (self_rows is not None))
+    kk = min(limit, k + TIE_MARGIN + (self_rows is not None))
     rows = np.arange(q.shape[0])
     indices = np.empty((q.shape[0], k), dtype=np.int64)
     scores = np.empty((q.shape[0], k), dtype=np.float32)
-    while rows.size and kk <= limit:
+    while rows.size:
         cand_i, cand_s = search(q if rows.size == q.shape[0] else q[rows], kk)
         own = None if self_rows is None else self_rows[rows]
         top_i, top_s, unsure = order_candidates(
@@ -112,12 +116,14 @@ def exact_topk(
         )
         indices[rows], scores[rows] = top_i, top_s
         rows = rows[unsure]
-        if kk == limit:
+        if kk >= limit:
             break
         kk = min(limit, 4 * kk)
-    if rows.size:  # ties wider than the backend can fetch: the numpy kernel on those rows
+    if rows.size:  # ties wider than the backend can fetch: another route for those rows
+        if fallback is None:
+            raise ValueError(f"a tie wider than {limit} candidates needs a fallback search")
         own = None if self_rows is None else self_rows[rows]
-        indices[rows], scores[rows] = numpy_topk(q[rows], ref, k, distance=distance, self_rows=own)
+        indices[rows], scores[rows] = fallback(q[rows], own)
     return indices, scores
 
 

@@ -10,6 +10,7 @@ from ferembed.index.faiss_index import (
     index_recall,
     list_indexes,
     load_index,
+    record_recall,
     save_index,
     use_gpu,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "kmeans",
     "list_indexes",
     "load_index",
+    "record_recall",
     "save_index",
     "use_gpu",
 ]
