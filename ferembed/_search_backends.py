@@ -128,33 +128,52 @@ def exact_topk(
 
 
 def faiss_search(ref: np.ndarray, distance: str, device: str) -> tuple[Search, int]:
-    """A flat (exact) FAISS index over ``ref`` as a :data:`Search`, and the most it can fetch.
+    """FAISS's exact search over ``ref`` as a :data:`Search`, and the most it can fetch.
 
-    ``IndexFlatIP`` for cosine (``ref`` is unit rows), ``IndexFlatL2`` for euclidean (its squared
-    distances are negated into scores). On ``"cuda"`` the index is copied to GPU 0 through
+    Inner product for cosine (``ref`` is unit rows), squared L2 for euclidean (negated into
+    scores). On the CPU ``faiss.knn`` searches ``ref`` in place (a flat index would copy it: 2 GB
+    at 1M x 512); on ``"cuda"`` an ``IndexFlatIP`` / ``IndexFlatL2`` is copied to GPU 0 through
     ``StandardGpuResources`` + ``index_cpu_to_gpu``.
     """
     import faiss
 
-    d = ref.shape[1]
-    index = faiss.IndexFlatIP(d) if distance == "cosine" else faiss.IndexFlatL2(d)
-    index.add(np.ascontiguousarray(ref, dtype=np.float32))
-    resources = None
-    max_k = ref.shape[0]
-    if device == "cuda":
-        resources = faiss.StandardGpuResources()
-        index = faiss.index_cpu_to_gpu(resources, 0, index)
-        max_k = FAISS_GPU_MAX_K
+    ref = np.ascontiguousarray(ref, dtype=np.float32)
+    n, d = ref.shape
+    metric = faiss.METRIC_INNER_PRODUCT if distance == "cosine" else faiss.METRIC_L2
+    sign = 1.0 if distance == "cosine" else -1.0
+    if device != "cuda":
+
+        def search(q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
+            with faiss_threads(2.0 * q.shape[0] * n * d):
+                dist, idx = faiss.knn(np.ascontiguousarray(q, dtype=np.float32), ref, kk, metric)
+            return idx, sign * dist
+
+        return search, n
+
+    resources = faiss.StandardGpuResources()
+    cpu = faiss.IndexFlatIP(d) if distance == "cosine" else faiss.IndexFlatL2(d)
+    cpu.add(ref)
+    search = index_search(faiss.index_cpu_to_gpu(resources, 0, cpu), distance, cpu_threads=False)
+    search.resources = resources  # the GPU index needs them for as long as it lives
+    return search, FAISS_GPU_MAX_K
+
+
+def index_search(index, distance: str, *, cpu_threads: bool = True) -> Search:
+    """A flat FAISS index (CPU or GPU) as a :data:`Search`: its scores, higher = nearer.
+
+    The GPU backend and the saved flat indexes of ``ferembed.index`` search through this; the
+    tests run it on a CPU index, so the GPU's tie handling is tested without a GPU.
+    """
+    sign = 1.0 if distance == "cosine" else -1.0
 
     def search(q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         q = np.ascontiguousarray(q, dtype=np.float32)
-        work = 2.0 * q.shape[0] * index.ntotal * d
-        with faiss_threads(work) if resources is None else contextlib.nullcontext():
+        work = 2.0 * q.shape[0] * index.ntotal * index.d if cpu_threads else np.inf
+        with faiss_threads(work):
             dist, idx = index.search(q, kk)
-        return idx, dist if distance == "cosine" else -dist
+        return idx, sign * dist
 
-    # ``search`` refers to ``resources``: the GPU index needs them for as long as it lives.
-    return search, max_k
+    return search
 
 
 @contextlib.contextmanager

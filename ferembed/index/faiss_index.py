@@ -33,7 +33,7 @@ import numpy as np
 from ferembed import _io
 from ferembed._arrays import check_distance, check_embeddings, l2_normalize
 from ferembed._search import KNN, compute_knn
-from ferembed._search_backends import FAISS_GPU_MAX_K, exact_topk
+from ferembed._search_backends import FAISS_GPU_MAX_K, exact_topk, index_search
 from ferembed._search_kernel import numpy_topk
 from ferembed._version import __version__
 from ferembed.index._runtime import faiss_threads, use_gpu
@@ -170,12 +170,6 @@ class EmbeddingIndex:
         a flat index gives the same neighbours as :func:`~ferembed._search.compute_knn`."""
         if k < 1:
             return np.empty((q.shape[0], 0), np.int64), np.empty((q.shape[0], 0), np.float32)
-        sign = 1.0 if self.spec.distance == "cosine" else -1.0
-
-        def search(qq: np.ndarray, kk: int):
-            with faiss_threads(2.0 * qq.shape[0] * self.ntotal * self.spec.dim):
-                scores, idx = self.index.search(np.ascontiguousarray(qq), kk)
-            return idx, sign * scores
 
         def fallback(qq: np.ndarray, own: np.ndarray | None):
             cpu = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
@@ -183,7 +177,7 @@ class EmbeddingIndex:
             return numpy_topk(qq, ref, k, distance=self.spec.distance, self_rows=own)
 
         return exact_topk(
-            search,
+            index_search(self.index, self.spec.distance, cpu_threads=not self.on_gpu),
             q,
             k,
             n_ref=self.ntotal,
