@@ -10,7 +10,7 @@ R-precision and MAP@R would need from a top-k search (ferembed computes them in 
 the score rows instead, ``metrics/retrieval.py``); cases whose (Q, k) result would exceed
 ``--max-result-gb`` are skipped. Every backend is checked against numpy: the fraction of query
 rows with identical neighbours and the largest distance difference. The fastest backend per case
-is what ``"auto"`` should pick on the CPU (``ferembed._search_engine.CPU_BACKEND``). Times depend
+is what ``"auto"`` should pick on the CPU (``ferembed._search_engine.cpu_backend``). Times depend
 on the machine and its load (printed with them).
 """
 

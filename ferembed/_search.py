@@ -183,7 +183,7 @@ def compute_knn(
         raise ValueError(f"k must be an integer in [1, {n_cand}], got {k!r}")
     if chunk_size is not None and int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    engine = resolve_engine(device, backend)
+    engine = resolve_engine(device, backend, k=int(k))
     base = prepare_embeddings(x, distance)
     ref = base if reference is None else prepare_embeddings(reference, distance)
     q = base if queries is None else base[qidx]

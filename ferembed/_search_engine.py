@@ -5,7 +5,7 @@ CPU or a CUDA GPU.
 :class:`SearchEngine`, or raises a one-line :class:`~ferembed.errors.ConfigError` when the choice
 cannot run here (``"cuda"`` without a GPU, ``torch`` not installed, ``numpy`` on a GPU).
 ``"auto"`` takes the GPU when one is usable (faiss-gpu first, then CUDA torch) and otherwise the
-CPU backend that ``bench/bench_knn.py`` measured fastest (:data:`CPU_BACKEND`).
+CPU backend that ``bench/bench_knn.py`` measured fastest for the search's k (:func:`cpu_backend`).
 
 :func:`search_engine` sets the choice that ``device=None`` / ``backend=None`` mean for the
 searches in its ``with`` block, so that a command reaches every search of a library call (a
@@ -30,9 +30,11 @@ from ferembed.errors import ConfigError
 BACKENDS = ("faiss", "torch", "numpy")
 #: Devices a search can be asked to run on.
 DEVICES = ("auto", "cpu", "cuda")
-#: The CPU backend of ``"auto"``: the fastest of numpy, faiss-cpu and torch-cpu in
-#: bench/bench_knn.py on a 2-core box (docs/benchmarks.md, "k-NN engine").
-CPU_BACKEND = "numpy"
+#: The CPU backend of ``"auto"`` is the fastest of numpy, faiss-cpu and torch-cpu in
+#: bench/bench_knn.py on a 2-core box (docs/benchmarks.md, "k-NN engine"): FAISS up to this k
+#: (about twice numpy's speed at k = 10: its heap beats a partition of every row of scores),
+#: numpy above it (three times FAISS's at k = R = 12 500: FAISS's heaps grow with k).
+CPU_FAISS_MAX_K = 512
 
 _DEFAULT: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
     "ferembed_search_engine", default=("auto", "auto")
@@ -97,12 +99,20 @@ def torch_cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def resolve_engine(device: str | None = None, backend: str | None = None) -> SearchEngine:
+def cpu_backend(k: int | None = None) -> str:
+    """The CPU backend ``"auto"`` picks for a search of ``k`` neighbours (None: a small k)."""
+    return "faiss" if k is None or k <= CPU_FAISS_MAX_K else "numpy"
+
+
+def resolve_engine(
+    device: str | None = None, backend: str | None = None, *, k: int | None = None
+) -> SearchEngine:
     """The backend and device a search runs on.
 
     Args:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``; None: the :func:`search_engine` default.
         backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"torch"``; None: likewise.
+        k: neighbours the search keeps (the CPU default depends on it), None if unknown.
 
     Raises:
         ConfigError: an unknown name, or a choice that cannot run on this machine.
@@ -121,7 +131,7 @@ def resolve_engine(device: str | None = None, backend: str | None = None) -> Sea
     if backend == "torch" and not torch_installed():
         raise ConfigError("kNN backend 'torch' needs PyTorch: pip install torch")
     if device == "cpu":
-        return SearchEngine(CPU_BACKEND if backend == "auto" else backend, "cpu")
+        return SearchEngine(cpu_backend(k) if backend == "auto" else backend, "cpu")
     gpu = {
         "faiss": backend in ("auto", "faiss") and faiss_gpu_count() > 0,
         "torch": backend in ("auto", "torch") and torch_cuda_available(),
@@ -139,7 +149,7 @@ def resolve_engine(device: str | None = None, backend: str | None = None) -> Sea
             f"device 'cuda' requested but no GPU is usable: the kNN search needs {need} and a "
             "visible GPU; use device cpu or auto"
         )
-    return SearchEngine(CPU_BACKEND if backend == "auto" else backend, "cpu")
+    return SearchEngine(cpu_backend(k) if backend == "auto" else backend, "cpu")
 
 
 #: Below this many flops (about a second of one core) a FAISS call runs on one thread. OpenMP's

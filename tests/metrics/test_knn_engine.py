@@ -171,7 +171,9 @@ def no_gpu(monkeypatch):
 
 
 def test_auto_takes_the_cpu_default_without_a_gpu(no_gpu):
-    assert resolve_engine("auto", "auto") == engine_mod.SearchEngine(engine_mod.CPU_BACKEND, "cpu")
+    small, large = engine_mod.CPU_FAISS_MAX_K, engine_mod.CPU_FAISS_MAX_K + 1
+    assert resolve_engine("auto", "auto", k=small) == engine_mod.SearchEngine("faiss", "cpu")
+    assert resolve_engine("auto", "auto", k=large) == engine_mod.SearchEngine("numpy", "cpu")
     assert resolve_engine("auto", "torch").device == "cpu"
     assert resolve_engine("cpu", "faiss") == engine_mod.SearchEngine("faiss", "cpu")
 
@@ -208,7 +210,7 @@ def test_search_engine_sets_the_default_of_a_block(no_gpu):
     with search_engine("cpu", "faiss"):
         assert compute_knn(x, 3).backend == "faiss"
         assert compute_knn(x, 3, backend="numpy").backend == "numpy"  # explicit wins
-    assert compute_knn(x, 3).backend == engine_mod.CPU_BACKEND
+    assert compute_knn(x, 3).backend == engine_mod.cpu_backend(3) == "faiss"
     with pytest.raises(ConfigError):
         with search_engine("cuda"):
             compute_knn(x, 3)
