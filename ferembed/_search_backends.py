@@ -219,12 +219,15 @@ def torch_search(ref: np.ndarray, distance: str, device: str) -> tuple[Search, i
     """Blocked product + ``torch.topk`` on a torch device (``"cpu"`` or ``"cuda"``), as a
     :data:`Search`, and the most it can fetch (N)."""
     rows = _torch_rows(ref.shape[0], device)
+    made: list[_TorchScores] = []  # the references go to the device once, not per call
 
     def search(q: np.ndarray, kk: int) -> tuple[np.ndarray, np.ndarray]:
         indices = np.empty((q.shape[0], kk), dtype=np.int64)
         scores = np.empty((q.shape[0], kk), dtype=np.float32)
         with _torch_exact() as torch:
-            scorer = _TorchScores(torch, ref, distance, device)
+            if not made:
+                made.append(_TorchScores(torch, ref, distance, device))
+            scorer = made[0]
             for a in range(0, q.shape[0], rows):
                 vals, idx = torch.topk(scorer.block(q[a : a + rows]), kk, dim=1)
                 scores[a : a + rows] = vals.cpu().numpy()

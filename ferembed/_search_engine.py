@@ -52,7 +52,7 @@ class SearchEngine:
         return {"backend": self.backend, "device": self.device}
 
 
-def check_choice(device: str, backend: str) -> None:
+def check_engine_choice(device: str, backend: str) -> None:
     """Raise ConfigError unless ``device`` is in :data:`DEVICES` and ``backend`` is ``"auto"`` or
     in :data:`BACKENDS`."""
     if device not in DEVICES:
@@ -66,7 +66,7 @@ def check_choice(device: str, backend: str) -> None:
 @contextlib.contextmanager
 def search_engine(device: str = "auto", backend: str = "auto"):
     """Within the block, searches called with ``device=None`` / ``backend=None`` use these."""
-    check_choice(device, backend)
+    check_engine_choice(device, backend)
     token = _DEFAULT.set((device, backend))
     try:
         yield
@@ -74,8 +74,14 @@ def search_engine(device: str = "auto", backend: str = "auto"):
         _DEFAULT.reset(token)
 
 
+def faiss_installed() -> bool:
+    return importlib.util.find_spec("faiss") is not None
+
+
 def faiss_gpu_count() -> int:
-    """GPUs this FAISS build sees (0 for faiss-cpu)."""
+    """GPUs this FAISS build sees (0 for faiss-cpu, or without FAISS)."""
+    if not faiss_installed():
+        return 0
     import faiss
 
     return int(faiss.get_num_gpus()) if hasattr(faiss, "get_num_gpus") else 0
@@ -101,7 +107,8 @@ def torch_cuda_available() -> bool:
 
 def cpu_backend(k: int | None = None) -> str:
     """The CPU backend ``"auto"`` picks for a search of ``k`` neighbours (None: a small k)."""
-    return "faiss" if k is None or k <= CPU_FAISS_MAX_K else "numpy"
+    small = k is None or k <= CPU_FAISS_MAX_K
+    return "faiss" if small and faiss_installed() else "numpy"
 
 
 def resolve_engine(
@@ -120,7 +127,7 @@ def resolve_engine(
     default_device, default_backend = _DEFAULT.get()
     device = default_device if device is None else device
     backend = default_backend if backend is None else backend
-    check_choice(device, backend)
+    check_engine_choice(device, backend)
     if backend == "numpy":
         if device == "cuda":
             raise ConfigError(
@@ -130,6 +137,8 @@ def resolve_engine(
         return SearchEngine("numpy", "cpu")
     if backend == "torch" and not torch_installed():
         raise ConfigError("kNN backend 'torch' needs PyTorch: pip install torch")
+    if backend == "faiss" and not faiss_installed():
+        raise ConfigError("kNN backend 'faiss' needs FAISS: pip install faiss-cpu (or faiss-gpu)")
     if device == "cpu":
         return SearchEngine(cpu_backend(k) if backend == "auto" else backend, "cpu")
     gpu = {
