@@ -242,7 +242,8 @@ def map_score_blocks(
     engine = resolve_engine(device, backend)
     kw = {"distance": distance, "self_rows": self_rows}
     if engine.backend == "torch" or (engine.device == "cuda" and torch_cuda_available()):
-        torch_score_blocks(fn, q, ref, spans, device=engine.device, **kw)
+        host_workers = workers if engine.device == "cuda" else 1
+        torch_score_blocks(fn, q, ref, spans, device=engine.device, workers=host_workers, **kw)
         return SearchEngine("torch", engine.device)
     numpy_score_blocks(fn, q, ref, spans, workers=workers, **kw)
     return SearchEngine("numpy", "cpu")

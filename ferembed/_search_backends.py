@@ -16,10 +16,12 @@ same code the GPU runs.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable
 
 import numpy as np
 
+from ferembed._parallel import parallel_map
 from ferembed._search_engine import faiss_threads
 from ferembed._search_kernel import BLOCK_BYTES
 
@@ -246,15 +248,27 @@ def torch_score_blocks(
     distance: str,
     self_rows: np.ndarray | None = None,
     device: str = "cpu",
+    workers: int = 1,
 ) -> None:
     """:func:`~ferembed._search_kernel.numpy_score_blocks` with the product on a torch device:
-    each span's (rows, N) scores are computed there and handed to ``fn`` as a host array."""
-    work: dict = {}
+    each span's (rows, N) scores are computed there and handed to ``fn`` as a host array.
+
+    ``workers`` threads run ``fn`` on the host while the device computes the next blocks (use 1
+    for a CPU device: torch already spreads its product over the cores)."""
+    local = threading.local()
     with _torch_exact() as torch:
         scorer = _TorchScores(torch, ref, distance, device)
-        for start, stop in spans:
-            s = scorer.block(q[start:stop])
-            if self_rows is not None:
-                cols = torch.from_numpy(np.ascontiguousarray(self_rows[start:stop]))
-                s[torch.arange(stop - start, device=s.device), cols.to(s.device)] = -np.inf
-            fn(start, stop, s.cpu().numpy(), work)
+
+        def task(span: tuple[int, int]) -> None:
+            start, stop = span
+            with torch.no_grad():  # grad mode is per thread
+                s = scorer.block(q[start:stop])
+                if self_rows is not None:
+                    cols = torch.from_numpy(np.ascontiguousarray(self_rows[start:stop]))
+                    s[torch.arange(stop - start, device=s.device), cols.to(s.device)] = -np.inf
+                host = s.cpu().numpy()
+            if getattr(local, "work", None) is None:
+                local.work = {}
+            fn(start, stop, host, local.work)
+
+        parallel_map(task, spans, workers)

@@ -214,3 +214,46 @@ def test_search_engine_sets_the_default_of_a_block(no_gpu):
     with pytest.raises(ConfigError):
         with search_engine("cuda"):
             compute_knn(x, 3)
+
+
+@pytest.mark.skipif("torch" not in BACKENDS, reason="torch not installed")
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_torch_score_blocks_equal_the_numpy_ones(tied, distance):
+    """The fused R-precision / MAP@R pass gets the same rows of scores from torch (here on the
+    CPU, with the host threads the GPU path uses) as from numpy, own rows masked."""
+    from ferembed._search import map_score_blocks
+    from ferembed._search_backends import torch_score_blocks
+    from ferembed._search_kernel import spans_of
+
+    rows = np.arange(len(tied))
+    got = {}
+    for name in ("numpy", "torch"):
+        out = np.empty((len(tied), len(tied)), np.float32)
+
+        def keep(start, stop, s, work, out=out):
+            out[start:stop] = s
+
+        if name == "numpy":
+            engine = map_score_blocks(
+                keep,
+                tied,
+                tied,
+                spans_of(len(tied), 64),
+                distance=distance,
+                self_rows=rows,
+                backend="numpy",
+            )
+            assert engine.backend == "numpy"
+        else:
+            torch_score_blocks(
+                keep,
+                tied,
+                tied,
+                spans_of(len(tied), 64),
+                distance=distance,
+                self_rows=rows,
+                workers=2,
+            )
+        got[name] = out
+    np.testing.assert_array_equal(got["torch"], got["numpy"])
+    assert np.isneginf(np.diag(got["torch"])).all()
