@@ -133,10 +133,10 @@ def compute_retrieval(
     reference: np.ndarray | None = None,
     reference_labels: np.ndarray | None = None,
     queries: np.ndarray | None = None,
-    r_metrics: bool = True,
-    chunk_size: int | None = None,
     device: str | None = None,
     backend: str | None = None,
+    r_metrics: bool = True,
+    chunk_size: int | None = None,
 ) -> Retrieval:
     """One exact search that feeds every retrieval metric (and the kNN-based ones elsewhere).
 
@@ -148,11 +148,11 @@ def compute_retrieval(
         reference: (M, D) reference embeddings, or None for leave-one-out within ``x``.
         reference_labels: (M,) labels of ``reference`` (required with it).
         queries: (Q,) rows of ``x`` to query (e.g. a stratified sample), or None for all.
-        r_metrics: also compute R-precision and MAP@R (costs a partial sort per query).
-        chunk_size: query rows per block (None: about 512 MiB of scores per block).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``: where the search runs
             (:func:`ferembed._search.compute_knn`); None: the engine's default.
         backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"torch"``; None: likewise.
+        r_metrics: also compute R-precision and MAP@R (costs a partial sort per query).
+        chunk_size: query rows per block (None: about 512 MiB of scores per block).
 
     Returns:
         :class:`Retrieval`.
