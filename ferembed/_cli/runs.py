@@ -183,6 +183,7 @@ def add_run_commands(add) -> None:
         metavar="DISTANCE",
         help="%(choices)s: distance for the neighbour search and geometry (default: the run's)",
     )
+    _engine_options(sp)
     sp.add_argument(
         "--include",
         choices=_GROUP_CHOICES,
@@ -202,7 +203,6 @@ def add_run_commands(add) -> None:
         help="number of queries (class-stratified) for sampled retrieval on large runs "
         "(default: all queries up to a size limit)",
     )
-    _engine_options(sp)
 
     sp = add(
         "export",
