@@ -22,13 +22,11 @@ from collections.abc import Callable
 import numpy as np
 
 from ferembed._parallel import parallel_map
-from ferembed._search_engine import faiss_threads
+from ferembed._search_engine import FAISS_GPU_MAX_K, faiss_threads
 from ferembed._search_kernel import BLOCK_BYTES
 
 #: Candidates fetched beyond k, so that ties at the cut can be re-sorted by reference row.
 TIE_MARGIN = 16
-#: The largest k a FAISS flat search on a GPU accepts.
-FAISS_GPU_MAX_K = 2048
 #: Scores of one block of query rows on a GPU (bytes).
 GPU_BLOCK_BYTES = 2 * 2**30
 
@@ -106,11 +104,12 @@ def exact_topk(
         ``(indices (Q, k) int64, scores (Q, k) float32)``.
     """
     limit = n_ref if max_k is None else min(max_k, n_ref)
-    kk = min(limit, k + TIE_MARGIN + (self_rows is not None))
+    need = k + (self_rows is not None)  # the fewest candidates that can hold k neighbours
+    kk = min(limit, need + TIE_MARGIN)
     rows = np.arange(q.shape[0])
     indices = np.empty((q.shape[0], k), dtype=np.int64)
     scores = np.empty((q.shape[0], k), dtype=np.float32)
-    while rows.size:
+    while rows.size and kk >= need:
         cand_i, cand_s = search(q if rows.size == q.shape[0] else q[rows], kk)
         own = None if self_rows is None else self_rows[rows]
         top_i, top_s, unsure = order_candidates(

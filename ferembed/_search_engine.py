@@ -36,6 +36,10 @@ DEVICES = ("auto", "cpu", "cuda")
 #: numpy above it (three times FAISS's at k = R = 12 500: FAISS's heaps grow with k).
 CPU_FAISS_MAX_K = 512
 
+#: The largest k a FAISS flat search on a GPU accepts; ``"auto"`` leaves larger searches to
+#: CUDA torch.
+FAISS_GPU_MAX_K = 2048
+
 _DEFAULT: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
     "ferembed_search_engine", default=("auto", "auto")
 )
@@ -141,8 +145,9 @@ def resolve_engine(
         raise ConfigError("kNN backend 'faiss' needs FAISS: pip install faiss-cpu (or faiss-gpu)")
     if device == "cpu":
         return SearchEngine(cpu_backend(k) if backend == "auto" else backend, "cpu")
+    fits = backend == "faiss" or k is None or k + 64 <= FAISS_GPU_MAX_K
     gpu = {
-        "faiss": backend in ("auto", "faiss") and faiss_gpu_count() > 0,
+        "faiss": backend in ("auto", "faiss") and fits and faiss_gpu_count() > 0,
         "torch": backend in ("auto", "torch") and torch_cuda_available(),
     }
     for name in BACKENDS[:2]:

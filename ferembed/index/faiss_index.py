@@ -33,7 +33,8 @@ import numpy as np
 from ferembed import _io
 from ferembed._arrays import check_distance, check_embeddings, l2_normalize
 from ferembed._search import KNN, compute_knn
-from ferembed._search_backends import FAISS_GPU_MAX_K, exact_topk, index_search
+from ferembed._search_backends import exact_topk, index_search
+from ferembed._search_engine import FAISS_GPU_MAX_K
 from ferembed._search_kernel import numpy_topk
 from ferembed._version import __version__
 from ferembed.index._runtime import faiss_threads, use_gpu

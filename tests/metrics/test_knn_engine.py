@@ -257,3 +257,32 @@ def test_torch_score_blocks_equal_the_numpy_ones(tied, distance):
         got[name] = out
     np.testing.assert_array_equal(got["torch"], got["numpy"])
     assert np.isneginf(np.diag(got["torch"])).all()
+
+
+def test_a_k_beyond_what_the_backend_can_fetch_goes_to_the_fallback(tied):
+    index = faiss.IndexFlatIP(32)
+    index.add(tied)
+    rows = np.arange(len(tied))
+
+    def fallback(q, own):
+        return numpy_topk(q, tied, 40, distance="cosine", self_rows=own)
+
+    got, _ = exact_topk(
+        index_search(index, "cosine"),
+        tied,
+        40,
+        n_ref=300,
+        self_rows=rows,
+        max_k=32,
+        fallback=fallback,
+    )
+    want, _ = reference_knn(tied, tied, 40, distance="cosine", self_rows=rows)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_auto_leaves_a_k_too_large_for_faiss_gpu_to_torch(monkeypatch):
+    monkeypatch.setattr(engine_mod, "faiss_gpu_count", lambda: 1)
+    monkeypatch.setattr(engine_mod, "torch_installed", lambda: True)
+    monkeypatch.setattr(engine_mod, "torch_cuda_available", lambda: True)
+    assert resolve_engine("cuda", "auto", k=10).backend == "faiss"
+    assert resolve_engine("cuda", "auto", k=engine_mod.FAISS_GPU_MAX_K).backend == "torch"
