@@ -410,40 +410,54 @@ def row_of(run: Run, sample_id: str) -> int | None:
     return row if row >= 0 else None
 
 
-@st.cache_resource(max_entries=16, show_spinner=False)
-def _index(path: str, stamp: int, _run: Run):
-    del path, stamp
-    from ferembed.index.faiss_index import build_index
+def _index_listing(run: Run) -> tuple:
+    """Change marker of the indexes saved next to the run (a new ``ferembed index`` is seen)."""
+    from ferembed.index import index_dir, list_indexes
 
-    return build_index(np.asarray(_run.embeddings), kind="flat", distance=_run.distance)
+    folder = index_dir(run.path)
+    return tuple((name, _stamp(folder / f"{name}.json")) for name in list_indexes(run.path))
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def _searcher(path: str, stamp: int, listing: tuple, _run: Run):
+    """The run's ``ferembed.index.NeighbourSearch``: its saved index (exact flat first, then the
+    best measured recall) when one is current, else the exact kNN engine."""
+    del path, stamp, listing
+    from ferembed.index import open_neighbour_search
+
+    written = os.stat(_run.manifest_path).st_mtime_ns
+    run = confined(_run)
+    return open_neighbour_search(
+        run.path, run.embeddings, distance=run.distance, written_after_ns=written
+    )
+
+
+def searcher(run: Run):
+    """What answers the run's neighbour queries (``.describe()`` says it, for a caption)."""
+    return _searcher(run_key(run), manifest_stamp(run), _index_listing(run), run)
 
 
 def neighbours(run: Run, row: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest other samples of ``row`` (exact FAISS search): (rows, distances)."""
-    index = _index(run_key(run), manifest_stamp(run), run)
-    knn = index.search(np.asarray(run.embeddings[[row]]), k, query_ids=np.array([row]))
+    """The ``k`` nearest other samples of ``row`` (:func:`searcher`): (rows, distances)."""
+    knn = searcher(run).search(np.array([row]), k)
     keep = knn.indices[0] >= 0
     return knn.indices[0][keep], knn.distances[0][keep]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def _all_neighbours(path: str, stamp: int, k: int, _run: Run) -> tuple[np.ndarray, np.ndarray]:
-    del path
-    index = _index(run_key(_run), stamp, _run)
-    x = np.asarray(_run.embeddings)
-    rows, dists = [], []
-    for start in range(0, _run.n, 4096):  # bounded memory for large runs
-        ids = np.arange(start, min(start + 4096, _run.n))
-        knn = index.search(x[ids], k, query_ids=ids)
-        rows.append(knn.indices)
-        dists.append(knn.distances)
-    return np.concatenate(rows), np.concatenate(dists)
+def _all_neighbours(
+    path: str, stamp: int, listing: tuple, k: int, _run: Run
+) -> tuple[np.ndarray, np.ndarray]:
+    del path, stamp, listing
+    knn = searcher(_run).search(np.arange(_run.n), k)
+    return knn.indices, knn.distances
 
 
 def all_neighbours(run: Run, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest other samples of every sample (exact FAISS search, cached):
-    (N, k) rows (-1 where missing) and (N, k) distances."""
-    return _all_neighbours(run_key(run), manifest_stamp(run), min(k, run.n - 1), run)
+    """The ``k`` nearest other samples of every sample (:func:`searcher`; cached): (N, k) rows
+    (-1 where missing) and (N, k) distances."""
+    key, stamp = run_key(run), manifest_stamp(run)
+    return _all_neighbours(key, stamp, _index_listing(run), min(k, run.n - 1), run)
 
 
 #: Options of compare_runs used by the dashboard (part of the on-disk cache key).

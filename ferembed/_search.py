@@ -1,47 +1,92 @@
-"""Exact k-nearest-neighbour search in bounded memory.
+"""Exact k-nearest-neighbour search in bounded memory: the one kNN engine of ferembed.
 
-The shared input of the kNN-based metrics (``ferembed.metrics``) and the reference against which
-approximate FAISS indexes are measured (``ferembed.index``); it sits below both packages.
+The shared input of the kNN-based metrics (``ferembed.metrics``: evaluate, compare), of the
+dashboard's neighbours and the reference against which approximate FAISS indexes are measured
+(``ferembed.index``); it sits below both packages.
+
+One entry point, :func:`compute_knn`, three backends with identical results
+(:mod:`ferembed._search_engine` chooses; ``device=`` / ``backend=``):
+
+* ``"numpy"``: the blocked BLAS kernel of :mod:`ferembed._search_kernel` (CPU);
+* ``"faiss"``: ``IndexFlatIP`` / ``IndexFlatL2`` (exact), on the GPU through
+  ``StandardGpuResources`` + ``index_cpu_to_gpu`` when ``faiss.get_num_gpus() > 0``;
+* ``"torch"``: the same blocked product + ``torch.topk`` on a torch device, so CUDA torch without
+  faiss-gpu gets the GPU too.
 
 Scores, not distances, drive the search: for ``distance="cosine"`` the score of a (query,
 reference) pair is the inner product of the L2-normalised rows, for ``"euclidean"`` it is minus the
 squared L2 distance. Higher is nearer. Queries are processed in blocks of rows, a few blocks at a
 time on worker threads: the blocks' scores against every reference, ``(rows, N_ref)`` float32, and
-their temporaries are the only large arrays, kept within :data:`BLOCK_BYTES` whatever the number
+their temporaries are the only large arrays, kept within ``BLOCK_BYTES`` whatever the number
 of queries.
 
 Tie handling (deterministic, documented once here and relied on by the callers):
 
 * Neighbours are ordered by descending score, exact float32 ties by ascending reference row. So
   among several references at exactly the same distance, the lowest rows are the nearest and the
-  cut at ``k`` keeps the lowest rows. (FAISS's flat indexes do not promise any order among
-  ties: ``IndexFlatIP`` returns them highest row first.)
+  cut at ``k`` keeps the lowest rows. FAISS's flat indexes and ``torch.topk`` do not promise any
+  order among ties (``IndexFlatIP`` returns them highest row first): their candidates are
+  re-sorted, and a tie that crosses the cut is resolved exactly
+  (:mod:`ferembed._search_backends`).
 * With ``exclude_self`` the query's own row is removed by index, never by distance, so an exact
   duplicate of the query stays a neighbour (at distance 0).
-* Scores come from BLAS matrix products in float32. Two references that are equal in exact
-  arithmetic normally give bit-identical scores, but nothing guarantees it to the last bit
-  (a product may take a different kernel at a block edge), so a duplicate's order relative to its
-  twin may follow a 1-ulp difference rather than the row rule.
+* Scores come from float32 matrix products (BLAS, FAISS, cuBLAS; never TF32). Two references that
+  are equal in exact arithmetic normally give bit-identical scores, but nothing guarantees it to
+  the last bit (a product may take a different kernel at a block edge, and the backends use
+  different kernels), so a duplicate's order relative to its twin, and the order of two
+  references whose scores differ by an ulp, may follow that difference rather than the row rule.
+  Distances agree across backends within float32 rounding.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ferembed._arrays import check_distance, check_embeddings, prepare_embeddings
-from ferembed._parallel import n_workers, parallel_map
+from ferembed._search_backends import (
+    exact_topk,
+    faiss_search,
+    torch_score_blocks,
+    torch_search,
+)
+from ferembed._search_engine import (
+    SearchEngine,
+    resolve_engine,
+    search_engine,
+    torch_cuda_available,
+)
+from ferembed._search_kernel import (
+    BLOCK_BYTES,
+    SUB_BYTES,
+    block_plan,
+    nonzero_2d,
+    numpy_score_blocks,
+    numpy_topk,
+    spans_of,
+    sub_rows,
+    topk_from_scores,
+)
 
-#: Memory allowed for the blocks of scores in flight (bytes). Tall blocks make the score product
-#: run near BLAS peak (a 32-row block is about twice as slow per row as a 128-row one).
-BLOCK_BYTES = 512 * 2**20
-#: Memory for the temporaries of post-processing one block, which runs in sub-blocks of rows:
-#: per score a partition copy (4) and, for R-precision / MAP@R, two integer key buffers (8).
-SUB_BYTES = 64 * 2**20
-_TEMP_BYTES_PER_SCORE = 12
+__all__ = [
+    "BLOCK_BYTES",
+    "KNN",
+    "SUB_BYTES",
+    "SearchEngine",
+    "block_plan",
+    "check_queries",
+    "compute_knn",
+    "map_score_blocks",
+    "nonzero_2d",
+    "resolve_engine",
+    "scores_to_distances",
+    "search_engine",
+    "spans_of",
+    "sub_rows",
+    "topk_from_scores",
+]
 
 
 @dataclass(frozen=True)
@@ -56,6 +101,8 @@ class KNN:
             unless a subset was asked for).
         distance: ``"cosine"`` or ``"euclidean"``.
         exclude_self: whether each query's own row was excluded (leave-one-out).
+        backend: the backend that ran the search (``"numpy"``, ``"faiss"``, ``"torch"``).
+        device: where it ran (``"cpu"``, ``"cuda"``).
     """
 
     indices: np.ndarray
@@ -63,6 +110,8 @@ class KNN:
     queries: np.ndarray
     distance: str = "cosine"
     exclude_self: bool = True
+    backend: str = "numpy"  # what ran the search: "numpy", "faiss" or "torch"
+    device: str = "cpu"  # where: "cpu" or "cuda"
 
     @property
     def k(self) -> int:
@@ -79,126 +128,6 @@ def scores_to_distances(scores: np.ndarray, distance: str) -> np.ndarray:
     return np.sqrt(np.maximum(-scores, 0.0)).astype(np.float32, copy=False)
 
 
-def block_plan(n_ref: int, chunk_size: int | None = None) -> tuple[int, int]:
-    """``(rows, workers)``: query rows per block and blocks processed concurrently.
-
-    ``chunk_size`` fixes the rows; otherwise the blocks in flight share :data:`BLOCK_BYTES`,
-    with at least 32 rows per block (BLAS runs far from peak on thinner products), using fewer
-    workers rather than thinner blocks.
-    """
-    workers = n_workers()
-    if chunk_size is not None:
-        if int(chunk_size) < 1:
-            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-        return int(chunk_size), workers
-    per_row = 4 * max(n_ref, 1)
-    while workers > 1 and BLOCK_BYTES // (workers * per_row) < 32:
-        workers -= 1
-    return int(np.clip(BLOCK_BYTES // (workers * per_row), 32, 4096)), workers
-
-
-def sub_rows(n_ref: int) -> int:
-    """Rows per post-processing sub-block, so that its temporaries fit :data:`SUB_BYTES`."""
-    return max(1, SUB_BYTES // (_TEMP_BYTES_PER_SCORE * max(n_ref, 1)))
-
-
-def map_score_blocks(
-    fn: Callable[[int, int, np.ndarray, dict], None],
-    q: np.ndarray,
-    ref: np.ndarray,
-    spans: list[tuple[int, int]],
-    *,
-    distance: str,
-    self_rows: np.ndarray | None = None,
-    workers: int = 1,
-) -> None:
-    """Call ``fn(start, stop, scores, work)`` for each span of query rows, on worker threads.
-
-    NumPy and BLAS release the GIL, so blocks run truly in parallel; with several workers each
-    BLAS call is limited to one thread (no oversubscription), with one worker BLAS uses them all.
-
-    Args:
-        fn: receives the span, its scores and a per-thread scratch dict; it writes its results
-            into arrays it owns (spans are disjoint, so no locking is needed).
-        q: (Q, D) float32 queries, already prepared (:func:`prepare_embeddings`).
-        ref: (N, D) float32 references, prepared the same way.
-        spans: ``(start, stop)`` row ranges of ``q``.
-        distance: ``"cosine"`` (scores are inner products) or ``"euclidean"`` (minus squared L2).
-        self_rows: (Q,) int64 reference row of each query, masked with ``-inf``, or None.
-        workers: threads.
-
-    ``scores`` is (stop - start, N) float32, higher = nearer, in a buffer reused by the thread's
-    next span: ``fn`` must copy what must outlive the call.
-    """
-    n_ref = ref.shape[0]
-    ref_sq = np.einsum("ij,ij->i", ref, ref) if distance == "euclidean" else None
-    local = threading.local()
-    max_rows = max((stop - start for start, stop in spans), default=0)
-
-    def task(span: tuple[int, int]) -> None:
-        start, stop = span
-        if getattr(local, "buf", None) is None:
-            local.buf = np.empty((max_rows, n_ref), dtype=np.float32)
-            local.work = {}
-        qb = q[start:stop]
-        s = np.matmul(qb, ref.T, out=local.buf[: stop - start])
-        if ref_sq is not None:
-            # -||q - r||^2 = 2 q.r - ||q||^2 - ||r||^2
-            s *= 2.0
-            s -= ref_sq[None, :]
-            s -= np.einsum("ij,ij->i", qb, qb)[:, None]
-        if self_rows is not None:
-            s[np.arange(stop - start), self_rows[start:stop]] = -np.inf
-        fn(start, stop, s, local.work)
-
-    parallel_map(task, spans, workers)
-
-
-def spans_of(n: int, rows: int, start: int = 0) -> list[tuple[int, int]]:
-    """``[(start, start + rows), ...]`` covering ``start .. start + n``."""
-    return [(a, min(a + rows, start + n)) for a in range(start, start + n, rows)]
-
-
-def nonzero_2d(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.nonzero`` of a C-contiguous 2-D mask, (rows, cols) int64 in row-major order.
-
-    Same result, several times faster: NumPy's 2-D ``nonzero`` builds each multi-index
-    element by element, ``flatnonzero`` + ``divmod`` is two vectorised passes.
-    """
-    return np.divmod(np.flatnonzero(mask), mask.shape[1])
-
-
-def topk_from_scores(
-    scores: np.ndarray, k: int, *, kth_score: np.ndarray | None = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` highest scores of each row, ordered by (score desc, column asc).
-
-    Args:
-        scores: (B, N) float32.
-        k: number of neighbours, ``1 <= k <= N``.
-        kth_score: (B,) the k-th largest score of each row when already known (saves a
-            partition), else None.
-
-    Returns:
-        ``(columns (B, k) int64, scores (B, k) float32)``.
-    """
-    b, n = scores.shape
-    if k >= n:
-        rows, cols = np.divmod(np.arange(b * n, dtype=np.int64), n)
-    else:
-        if kth_score is None:
-            kth_score = np.partition(scores, n - k, axis=1)[:, n - k]
-        # Every row has at least k scores >= its k-th largest; more when there are ties at the cut.
-        rows, cols = nonzero_2d(scores >= kth_score[:, None])
-    vals = scores[rows, cols]
-    order = np.lexsort((cols, -vals, rows))
-    rows, cols, vals = rows[order], cols[order], vals[order]
-    counts = np.bincount(rows, minlength=b)
-    first = np.cumsum(counts) - counts
-    keep = (np.arange(rows.size) - first[rows]) < k
-    return cols[keep].reshape(b, k).astype(np.int64, copy=False), vals[keep].reshape(b, k)
-
-
 def compute_knn(
     x: np.ndarray,
     k: int,
@@ -208,6 +137,8 @@ def compute_knn(
     exclude_self: bool = True,
     queries: np.ndarray | None = None,
     chunk_size: int | None = None,
+    device: str | None = None,
+    backend: str | None = None,
 ) -> KNN:
     """Exact k nearest neighbours, computed in blocks of query rows (bounded memory).
 
@@ -221,14 +152,21 @@ def compute_knn(
             reference set is given (queries and references are different samples).
         queries: (Q,) row indices of ``x`` to use as queries (e.g. a stratified sample), or None
             for all rows. With ``reference=None`` all rows of ``x`` remain references.
-        chunk_size: query rows per block; None sizes blocks to about 512 MiB of scores.
+        chunk_size: query rows per block of the numpy backend; None sizes blocks to about
+            512 MiB of scores.
+        device: ``"auto"`` (a GPU when one is usable), ``"cpu"`` or ``"cuda"``; None: the
+            :func:`search_engine` default, ``"auto"`` unless set.
+        backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"torch"``; None: likewise. Every
+            backend gives the same neighbours (module docstring).
 
     Returns:
-        :class:`KNN` with (Q, k) int64 indices and float32 distances. Order and ties: see the
-        module docstring (score desc, then reference row asc).
+        :class:`KNN` with (Q, k) int64 indices and float32 distances, and the backend and
+        device that ran. Order and ties: see the module docstring (score desc, then reference
+        row asc).
 
     Raises:
         ValueError: non-finite rows, shape mismatch, unknown distance, or ``k`` out of range.
+        ConfigError: a device or backend that cannot run here (``"cuda"`` without a GPU).
     """
     check_distance(distance)
     x, _ = check_embeddings(x)
@@ -240,44 +178,79 @@ def compute_knn(
             )
     qidx = check_queries(queries, x.shape[0])
     loo = reference is None and exclude_self
+    n_cand = (x.shape[0] if reference is None else reference.shape[0]) - int(loo)
+    if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_cand:
+        raise ValueError(f"k must be an integer in [1, {n_cand}], got {k!r}")
+    if chunk_size is not None and int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    engine = resolve_engine(device, backend, k=int(k))
     base = prepare_embeddings(x, distance)
     ref = base if reference is None else prepare_embeddings(reference, distance)
     q = base if queries is None else base[qidx]
-    n_cand = ref.shape[0] - int(loo)
-    if not isinstance(k, (int, np.integer)) or not 1 <= k <= n_cand:
-        raise ValueError(f"k must be an integer in [1, {n_cand}], got {k!r}")
-    indices = np.empty((qidx.size, k), dtype=np.int64)
-    scores = np.empty((qidx.size, k), dtype=np.float32)
-
-    sub = sub_rows(ref.shape[0])
-
-    def topk(start: int, stop: int, s: np.ndarray, work: dict) -> None:
-        for a in range(0, stop - start, sub):
-            b = min(a + sub, stop - start)
-            indices[start + a : start + b], scores[start + a : start + b] = topk_from_scores(
-                s[a:b], k
-            )
-
-    rows, workers = block_plan(ref.shape[0], chunk_size)
-    map_score_blocks(
-        topk,
-        q,
-        ref,
-        spans_of(qidx.size, rows),
-        distance=distance,
-        self_rows=qidx if loo else None,
-        workers=workers,
-    )
+    self_rows = qidx if loo else None
+    if engine.backend == "numpy":
+        indices, scores = numpy_topk(
+            q, ref, int(k), distance=distance, self_rows=self_rows, chunk_size=chunk_size
+        )
+    else:
+        make = faiss_search if engine.backend == "faiss" else torch_search
+        search, max_k = make(ref, distance, engine.device)
+        indices, scores = exact_topk(
+            search,
+            q,
+            int(k),
+            n_ref=ref.shape[0],
+            self_rows=self_rows,
+            max_k=max_k,
+            fallback=lambda qr, own: numpy_topk(qr, ref, int(k), distance=distance, self_rows=own),
+        )
     return KNN(
         indices=indices,
         distances=scores_to_distances(scores, distance),
         queries=qidx,
         distance=distance,
         exclude_self=loo,
+        backend=engine.backend,
+        device=engine.device,
     )
 
 
+def map_score_blocks(
+    fn: Callable[[int, int, np.ndarray, dict], None],
+    q: np.ndarray,
+    ref: np.ndarray,
+    spans: list[tuple[int, int]],
+    *,
+    distance: str,
+    self_rows: np.ndarray | None = None,
+    workers: int = 1,
+    device: str | None = None,
+    backend: str | None = None,
+) -> SearchEngine:
+    """Call ``fn(start, stop, scores, work)`` for each span of query rows with its full rows of
+    scores: the score product of the engine, for callers that read more than the top k (the
+    fused R-precision / MAP@R search).
+
+    Args: as :func:`~ferembed._search_kernel.numpy_score_blocks` (``workers`` applies to the
+    numpy product), plus ``device`` / ``backend`` as in :func:`compute_knn`.
+
+    The torch backend computes the products on its device and hands ``fn`` host arrays. FAISS
+    has no product of its own to offer here (its CPU pairwise inner product *is* a BLAS product):
+    with ``backend="faiss"`` the product runs on CUDA torch when the engine is on the GPU and
+    torch can reach it, else with numpy. The returned engine says which ran.
+    """
+    engine = resolve_engine(device, backend)
+    kw = {"distance": distance, "self_rows": self_rows}
+    if engine.backend == "torch" or (engine.device == "cuda" and torch_cuda_available()):
+        host_workers = workers if engine.device == "cuda" else 1
+        torch_score_blocks(fn, q, ref, spans, device=engine.device, workers=host_workers, **kw)
+        return SearchEngine("torch", engine.device)
+    numpy_score_blocks(fn, q, ref, spans, workers=workers, **kw)
+    return SearchEngine("numpy", "cpu")
+
+
 def check_queries(queries: np.ndarray | None, n: int) -> np.ndarray:
+    """(Q,) int64 query rows: ``queries`` checked against ``n`` rows, or all rows for None."""
     if queries is None:
         return np.arange(n, dtype=np.int64)
     qidx = np.asarray(queries)

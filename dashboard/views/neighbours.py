@@ -127,7 +127,7 @@ for run in runs:
     st.caption(
         f"pred: {md(own.pred)} ({own.pred_source}) · "
         f"{int((ann['label'] == own.label).sum())}/{len(rows)} neighbours share the label "
-        f"· distance: {run.distance}"
+        f"· distance: {run.distance} · {md(_data.searcher(run).describe())}"
     )
     marks = ["✓" if lab == own.label else "✗" for lab in ann["label"]]
     _ui.face_grid(

@@ -33,6 +33,9 @@ import numpy as np
 from ferembed import _io
 from ferembed._arrays import check_distance, check_embeddings, l2_normalize
 from ferembed._search import KNN, compute_knn
+from ferembed._search_backends import exact_topk, index_search
+from ferembed._search_engine import FAISS_GPU_MAX_K
+from ferembed._search_kernel import numpy_topk
 from ferembed._version import __version__
 from ferembed.index._runtime import faiss_threads, use_gpu
 
@@ -56,7 +59,12 @@ class IndexSpec:
     ef_search: int | None = None  # HNSW: candidate list size while searching
     seed: int = 0  # IVF k-means seed
     build_seconds: float | None = None  # wall time of build_index
+    backend: str = "faiss"  # what builds and searches it
+    device: str = "cpu"  # where it was built: "cpu" or "cuda" (it is saved from a CPU copy)
     recall: dict[str, float] = field(default_factory=dict)  # {"recall@k": value} vs exact
+    recall_queries: int | None = None  # query rows the recall was measured on
+    recall_seconds: float | None = None  # wall time of that measurement (exact search included)
+    recall_exact: dict[str, str] | None = None  # {"backend", "device"} of the exact search
 
     def to_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, **dataclasses.asdict(self)}
@@ -123,15 +131,21 @@ class EmbeddingIndex:
             raise ValueError(f"k must be a positive integer, got {k!r}")
         if self.spec.distance == "cosine":
             q = l2_normalize(q)
-        extra = 0 if query_ids is None else 1
-        kk = min(k + extra, self.ntotal)
-        with faiss_threads(2.0 * q.shape[0] * self.ntotal * self.spec.dim):
-            scores, idx = self.index.search(q, kk)
+        ids = None
         if query_ids is not None:
             ids = np.asarray(query_ids, dtype=np.int64)
             if ids.shape != (q.shape[0],):
                 raise ValueError(f"query_ids must have shape ({q.shape[0]},), got {ids.shape}")
-            idx, scores = _drop_self(idx, scores, ids)
+        if self.spec.kind == "flat":
+            idx, scores = self._search_flat(q, min(k, self.ntotal - (ids is not None)), ids)
+        else:
+            kk = min(k + (ids is not None), self.ntotal)
+            with faiss_threads(2.0 * q.shape[0] * self.ntotal * self.spec.dim):
+                scores, idx = self.index.search(q, kk)
+            if ids is not None:
+                idx, scores = _drop_self(idx, scores, ids)
+            if self.spec.distance == "euclidean":
+                scores = -scores
         if idx.shape[1] < k:  # fewer vectors than k: pad like FAISS does
             pad = k - idx.shape[1]
             idx = np.pad(idx, ((0, 0), (0, pad)), constant_values=-1)
@@ -140,14 +154,37 @@ class EmbeddingIndex:
         if self.spec.distance == "cosine":
             dist = 1.0 - scores[:, :k]
         else:
-            dist = np.sqrt(np.maximum(scores[:, :k], 0.0))
+            dist = np.sqrt(np.maximum(-scores[:, :k], 0.0))
         dist = np.where(idx < 0, np.inf, dist).astype(np.float32)
         return KNN(
             indices=idx,
             distances=dist,
-            queries=np.arange(q.shape[0], dtype=np.int64) if query_ids is None else ids,
+            queries=np.arange(q.shape[0], dtype=np.int64) if ids is None else ids,
             distance=self.spec.distance,
-            exclude_self=query_ids is not None,
+            exclude_self=ids is not None,
+            backend="faiss",
+            device="cuda" if self.on_gpu else "cpu",
+        )
+
+    def _search_flat(self, q: np.ndarray, k: int, ids: np.ndarray | None):
+        """Exact search with the engine's tie rule (score desc, row asc; ``ferembed._search``):
+        a flat index gives the same neighbours as :func:`~ferembed._search.compute_knn`."""
+        if k < 1:
+            return np.empty((q.shape[0], 0), np.int64), np.empty((q.shape[0], 0), np.float32)
+
+        def fallback(qq: np.ndarray, own: np.ndarray | None):
+            cpu = faiss.index_gpu_to_cpu(self.index) if self.on_gpu else self.index
+            ref = cpu.reconstruct_n(0, self.ntotal)
+            return numpy_topk(qq, ref, k, distance=self.spec.distance, self_rows=own)
+
+        return exact_topk(
+            index_search(self.index, self.spec.distance, cpu_threads=not self.on_gpu),
+            q,
+            k,
+            n_ref=self.ntotal,
+            self_rows=ids,
+            max_k=FAISS_GPU_MAX_K if self.on_gpu else None,
+            fallback=fallback,
         )
 
 
@@ -243,6 +280,7 @@ def build_index(
         index.add(xs)
     spec.n = int(index.ntotal)
     spec.build_seconds = round(time.perf_counter() - t0, 4)
+    spec.device = "cuda" if on_gpu else "cpu"
     return EmbeddingIndex(index=index, spec=spec, on_gpu=on_gpu)
 
 
@@ -302,6 +340,58 @@ def index_recall(
         ab, eb = a[start : start + 8192], e[start : start + 8192]
         hits += int(((ab[:, :, None] == eb[:, None, :]) & (ab[:, :, None] >= 0)).any(2).sum())
     return hits / (a.shape[0] * k)
+
+
+def record_recall(
+    index: EmbeddingIndex,
+    x: np.ndarray,
+    *,
+    k: int = 10,
+    queries: int = 1000,
+    seed: int = 0,
+    device: str | None = None,
+    backend: str | None = None,
+) -> float:
+    """Measure the index's recall@k against the exact engine and store it in its spec.
+
+    Flat indexes are measured too (1.0 up to float ties between two backends' scores): the
+    sidecar then says what was measured, never what was assumed. Sets ``spec.recall
+    ["recall@k"]``, ``recall_queries``, ``recall_seconds`` and ``recall_exact`` (the backend and
+    device of the exact search, :func:`~ferembed._search.compute_knn` with ``device`` /
+    ``backend``).
+
+    Args:
+        index: the index, built over ``x``.
+        x: (N, D) the indexed embeddings.
+        k: neighbours compared (reduced to N - 1 for tiny runs).
+        queries: rows drawn at random (with ``seed``) as queries; all rows if >= N.
+        seed: RNG seed.
+        device, backend: the exact search's engine (None: the engine's default).
+
+    Returns:
+        recall@k.
+    """
+    x, _ = check_embeddings(x)
+    n = x.shape[0]
+    k = min(int(k), n - 1)
+    if k < 1:
+        raise ValueError("recall needs at least 2 indexed vectors")
+    t0 = time.perf_counter()
+    qidx = (
+        np.arange(n, dtype=np.int64)
+        if queries >= n
+        else np.sort(np.random.default_rng(seed).choice(n, int(queries), replace=False))
+    )
+    exact = compute_knn(
+        x, k, distance=index.spec.distance, queries=qidx, device=device, backend=backend
+    )
+    value = index_recall(index, x, k=k, queries=qidx, exact=exact)
+    spec = index.spec
+    spec.recall[f"recall@{k}"] = round(float(value), 6)
+    spec.recall_queries = int(qidx.size)
+    spec.recall_seconds = round(time.perf_counter() - t0, 4)
+    spec.recall_exact = {"backend": exact.backend, "device": exact.device}
+    return value
 
 
 # ---------------------------------------------------------------------------------------------

@@ -117,6 +117,8 @@ class _Context:
     per_class: dict[str, dict[str, Any]] = field(default_factory=dict)
     per_sample: dict[str, np.ndarray] = field(default_factory=dict)
     search: Retrieval | None = None  # the shared kNN search
+    device: str | None = None  # where the kNN search runs ("auto", "cpu", "cuda"; None: default)
+    knn_backend: str | None = None  # "auto", "numpy", "faiss", "torch" (None: the default)
 
     @property
     def n(self) -> int:

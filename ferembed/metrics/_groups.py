@@ -109,7 +109,10 @@ def _run_search(ctx: _Context, *, r_metrics: bool) -> None:
         reference_labels=None if ctx.ref is None else ctx.ref.labels,
         queries=queries,
         r_metrics=r_metrics,
+        device=ctx.device,
+        backend=ctx.knn_backend,
     )
+    ctx.out["knn"] = {"backend": ctx.search.knn.backend, "device": ctx.search.knn.device}
     is_query = np.zeros(ctx.n, dtype=bool)
     is_query[ctx.search.queries] = True
     ctx.per_sample["knn_query"] = is_query

@@ -1,8 +1,9 @@
 """The kNN search behind the kNN-based metrics, and the stratified query sample they share.
 
-The exact search itself (:func:`compute_knn`, its :class:`KNN` result, the block machinery and
-the tie rules) lives in :mod:`ferembed._search`, below ``metrics`` and ``index``, because the
-FAISS indexes measure their recall against it; it is re-exported here for the metric modules.
+The exact search itself (:func:`compute_knn`, its :class:`KNN` result, the block machinery, the
+numpy / FAISS / torch backends on the CPU or a GPU and the tie rules) is the one engine of
+:mod:`ferembed._search`, below ``metrics`` and ``index``, because the FAISS indexes measure their
+recall against it; it is re-exported here for the metric modules.
 """
 
 from __future__ import annotations

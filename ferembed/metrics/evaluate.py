@@ -99,6 +99,8 @@ def evaluate(
     seed: int = 0,
     n_boot: int = 1000,
     return_per_sample: bool = False,
+    device: str | None = None,
+    knn_backend: str | None = None,
 ) -> dict[str, Any] | tuple[dict[str, Any], pd.DataFrame]:
     """Compute every metric of an embedding set and return the metrics.json dictionary.
 
@@ -124,6 +126,10 @@ def evaluate(
         seed: seed of every sampler, k-means and bootstrap.
         n_boot: bootstrap resamples for the intervals in ``ci`` (0 disables them).
         return_per_sample: also return the per-sample table.
+        device: where the kNN search runs, ``"auto"``, ``"cpu"`` or ``"cuda"``
+            (:func:`ferembed._search.compute_knn`; None: the engine's default). Recorded with
+            the backend that ran under ``knn`` in the result.
+        knn_backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"torch"`` (None: the default).
 
     Returns:
         The metrics dictionary (JSON-ready: plain numbers, lists, None for NaN), or
@@ -151,6 +157,7 @@ def evaluate(
         seed=seed,
         n_boot=n_boot,
     )
+    ctx.device, ctx.knn_backend = device, knn_backend
     groups = _groups(include, exclude)
     rec = ctx.rec
     ctx.out = {

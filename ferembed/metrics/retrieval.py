@@ -133,6 +133,8 @@ def compute_retrieval(
     reference: np.ndarray | None = None,
     reference_labels: np.ndarray | None = None,
     queries: np.ndarray | None = None,
+    device: str | None = None,
+    backend: str | None = None,
     r_metrics: bool = True,
     chunk_size: int | None = None,
 ) -> Retrieval:
@@ -146,6 +148,9 @@ def compute_retrieval(
         reference: (M, D) reference embeddings, or None for leave-one-out within ``x``.
         reference_labels: (M,) labels of ``reference`` (required with it).
         queries: (Q,) rows of ``x`` to query (e.g. a stratified sample), or None for all.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``: where the search runs
+            (:func:`ferembed._search.compute_knn`); None: the engine's default.
+        backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"torch"``; None: likewise.
         r_metrics: also compute R-precision and MAP@R (costs a partial sort per query).
         chunk_size: query rows per block (None: about 512 MiB of scores per block).
 
@@ -181,7 +186,14 @@ def compute_retrieval(
 
     if not r_metrics:
         knn = compute_knn(
-            x, k, distance=distance, reference=reference, queries=queries, chunk_size=chunk_size
+            x,
+            k,
+            distance=distance,
+            reference=reference,
+            queries=queries,
+            chunk_size=chunk_size,
+            device=device,
+            backend=backend,
         )
         return Retrieval(knn=knn, labels=qy, neighbor_labels=ref_y[knn.indices], r=r)
 
@@ -221,7 +233,7 @@ def compute_retrieval(
             kth, r_prec[p], ap[p] = _r_metrics_keys(s, is_other[c], self_cols, k, big_r, work)
             indices[p], scores[p] = topk_from_scores(s, k, kth_score=kth)
 
-    map_score_blocks(
+    engine = map_score_blocks(
         block,
         base[q_rows],
         ref,
@@ -229,6 +241,8 @@ def compute_retrieval(
         distance=distance,
         self_rows=q_rows if loo else None,
         workers=workers,
+        device=device,
+        backend=backend,
     )
     knn = KNN(
         indices=indices,
@@ -236,6 +250,8 @@ def compute_retrieval(
         queries=qidx,
         distance=distance,
         exclude_self=loo,
+        backend=engine.backend,
+        device=engine.device,
     )
     return Retrieval(
         knn=knn,
