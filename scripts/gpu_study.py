@@ -108,7 +108,7 @@ def _pack(work: Path, out: Path) -> list[str]:
     return names
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_gpu_study(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--fer2013", required=True, help="FER2013 folder layout (train, val, test)")
     p.add_argument("--ckplus", required=True, help="CK+48 folder layout")
@@ -143,4 +143,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_gpu_study())
