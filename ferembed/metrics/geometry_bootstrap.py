@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ferembed.metrics._kernels import class_slices, row_chunks, unit64
+from ferembed.metrics._kernels import class_slices, class_sums, row_chunks, unit64
 from ferembed.metrics._validation import (
     check_bootstrap_options,
     check_embeddings,
@@ -110,19 +110,11 @@ class _Block(NamedTuple):
 
 
 def _class_means(x: np.ndarray, y: np.ndarray, k: int, cos: bool):
-    """(K, D) float64 class means of the rows (unit64 rows for cosine) and of the rows as given,
-    in one pass over ``x``."""
-    d = x.shape[1]
-    sums_d, sums_g = np.zeros((k, d)), np.zeros((k, d))
-    for sl in row_chunks(x.shape[0]):
-        xc = x[sl].astype(np.float64)
-        onehot = np.zeros((k, xc.shape[0]))
-        onehot[y[sl], np.arange(xc.shape[0])] = 1.0
-        sums_g += onehot @ xc
-        if cos:
-            sums_d += onehot @ unit64(xc)
+    """(K, D) float64 class means of the rows (unit64 rows for cosine) and of the rows as given
+    (the class sums are shared with the other geometry metrics inside ``evaluate``)."""
     counts = np.maximum(np.bincount(y, minlength=k), 1)[:, None]
-    return (sums_d if cos else sums_g) / counts, sums_g / counts
+    means_g = class_sums(x, y, k) / counts
+    return (class_sums(x, y, k, unit=True) / counts if cos else means_g), means_g
 
 
 def _unit_rows(x: np.ndarray) -> bool:
