@@ -5,9 +5,9 @@ The same results as the NumPy path of :func:`ferembed.metrics.retrieval.compute_
 instead of a partition over N and a comparison sort of R: every score becomes a 32-bit key that
 sorts like the float (``-0.0`` as ``+0.0``), shifted left with the lowest bit set for an
 irrelevant reference (so an exact tie ranks the irrelevant one first). A histogram of the keys'
-top 16 bits finds which keys can be among the top ``max(R, k)``; only those candidates are
-collected and radix-sorted (11 bits per pass). The k nearest neighbours are the candidates at or
-above the k-th score, ordered by (score desc, column asc).
+top bits (about N / 4 bins) finds which keys can be among the top ``max(R, k)``; only those
+candidates are collected and radix-sorted (11 bits per pass). The k nearest neighbours are the
+candidates at or above the k-th score, ordered by (score desc, column asc).
 
 numba comes with umap-learn (a requirement); :data:`AVAILABLE` is False without it, and the
 caller then uses the NumPy path. The first call compiles the kernel (cached on disk afterwards).
@@ -25,7 +25,7 @@ except ImportError:  # pragma: no cover - numba ships with umap-learn
 #: Whether the compiled kernel can be used.
 AVAILABLE = numba is not None
 
-_TOP_BITS = 16  # histogram of the keys' top bits: 65,536 bins
+_MAX_TOP_BITS = 16  # histogram of the keys' top bits: at most 65,536 bins, about N / 4
 _RADIX = 11  # bits per radix pass
 
 
@@ -67,7 +67,9 @@ def _radix_sort(a, tmp, n, counts):
     return src
 
 
-def _rank_rows(s, other, self_cols, has_self, k, big_r, r_prec, ap, indices, scores, work):
+def _rank_rows(
+    s, other, self_cols, has_self, k, big_r, top_bits, r_prec, ap, indices, scores, work
+):
     """For each row of ``s`` (B, N) float32: R-precision, AP@R, top-k columns and scores.
 
     ``other`` (N,) uint8: 1 for references of another class; ``self_cols`` (B,) int64 own
@@ -75,13 +77,13 @@ def _rank_rows(s, other, self_cols, has_self, k, big_r, r_prec, ap, indices, sco
     """
     b, n = s.shape
     m = max(k, big_r)
-    hist = np.zeros(1 << _TOP_BITS, np.int64)
+    hist = np.zeros(1 << top_bits, np.int64)
     counts = np.zeros(1 << _RADIX, np.int64)
     cand, tmp, cols = work[0], work[1], work[2]
     bits = (s + np.float32(0.0)).view(np.uint32)  # + 0.0 turns -0.0 into +0.0
     sel_key = np.empty(n, np.int64)
     sel_col = np.empty(n, np.int64)
-    shift = np.uint32(_TOP_BITS)
+    shift = np.uint32(32 - top_bits)
     for i in range(b):
         row = bits[i]
         hist[:] = 0
@@ -158,7 +160,19 @@ def rank_rows(
     scores = np.empty((b, k), np.float32)
     has_self = self_cols is not None
     own = np.asarray(self_cols, np.int64) if has_self else np.zeros(b, np.int64)
+    top_bits = int(np.clip(np.log2(max(n, 1)) - 2, 8, _MAX_TOP_BITS))
     _rank_rows(
-        np.ascontiguousarray(s), other, own, has_self, k, big_r, r_prec, ap, indices, scores, buf
+        np.ascontiguousarray(s),
+        other,
+        own,
+        has_self,
+        k,
+        big_r,
+        top_bits,
+        r_prec,
+        ap,
+        indices,
+        scores,
+        buf,
     )
     return r_prec, ap, indices, scores
