@@ -29,8 +29,9 @@ _MAX_TOP_BITS = 16  # histogram of the keys' top bits: at most 65,536 bins, abou
 _RADIX = 11  # bits per radix pass
 
 
-def _key32(bits):  # order-preserving map of float32 bits (of x + 0.0: no -0.0) to uint32
-    return bits ^ (np.uint32(0x80000000) | ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF)))
+def _key32(bits):  # order-preserving map of float32 bits to uint32, -0.0 onto +0.0
+    key = bits ^ (np.uint32(0x80000000) | ((bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF)))
+    return key + np.uint32(bits == np.uint32(0x80000000))
 
 
 def _radix_sort(a, tmp, n, counts):
@@ -80,7 +81,7 @@ def _rank_rows(
     hist = np.zeros(1 << top_bits, np.int64)
     counts = np.zeros(1 << _RADIX, np.int64)
     cand, tmp, cols = work[0], work[1], work[2]
-    bits = (s + np.float32(0.0)).view(np.uint32)  # + 0.0 turns -0.0 into +0.0
+    bits = s.view(np.uint32)
     sel_key = np.empty(n, np.int64)
     sel_col = np.empty(n, np.int64)
     shift = np.uint32(32 - top_bits)
