@@ -9,18 +9,25 @@ file; then each contender runs in its own subprocess (honest peak RSS from ``ru_
 * ``pml``: ``AccuracyCalculator`` (precision_at_1, r_precision, mean_average_precision_at_r, NMI,
   AMI; ``k="max_bin_count"``, the fewest neighbours that keep R-precision and MAP@R exact -- the
   default ``k=None`` searches all N - 1 and was OOM-killed at 20k on this busy machine) on the
-  L2-normalised embeddings. Skipped at N >= 100k (OOM-killed at 100k on this 24 GB machine).
-* ``sklearn``: ``silhouette_score(metric="cosine")``, ``davies_bouldin_score`` and
-  ``calinski_harabasz_score`` (on L2-normalised rows, as ferembed does for cosine). Silhouette is
-  skipped at N >= 1M (O(N^2)).
+  L2-normalised embeddings. OOM-killed at 100k on this 24 GB machine, so it runs on at most
+  ``--ref-rows`` rows (20k).
+* ``sklearn``: ``davies_bouldin_score`` and ``calinski_harabasz_score`` (on L2-normalised rows,
+  as ferembed does for cosine) at every N, and ``silhouette_score(metric="cosine")`` (O(N^2):
+  186 s at 100k here) on at most ``--ref-rows`` rows.
+
+Where N is larger than ``--ref-rows``, the references that cannot run at N run in the same
+command on the first ``--ref-rows`` rows of the same data (the labels are a random permutation,
+so that is a random subsample), with ferembed run again on those rows beside them; the second
+table and the agreement table compare the three at that size.
 
 Usage::
 
-    python bench/bench_metrics.py                       # 20k, 100k, 1M
+    python bench/bench_metrics.py --sizes 1000000 --dim 512   # 1M x 512, references at 20k
     python bench/bench_metrics.py --sizes 20000 --out results.json
 
 Prints a markdown table (time and peak memory per metric group, side by side with the
-references) and an agreement table (ferembed vs PML / scikit-learn values at the sizes both ran).
+references), the total time and peak RSS of each process, and an agreement table (ferembed vs
+PML / scikit-learn values where both ran on the same rows).
 """
 
 from __future__ import annotations
@@ -119,18 +126,20 @@ def make_data(path: Path, n: int, dim: int, seed: int = 0) -> None:
     np.save(path / "y.npy", y.astype(np.int64))
 
 
-def load_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    return np.load(path / "x.npy", mmap_mode="r"), np.load(path / "y.npy")
+def load_data(path: Path, rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The memory-mapped embeddings and the labels; the first ``rows`` rows when given."""
+    x, y = np.load(path / "x.npy", mmap_mode="r"), np.load(path / "y.npy")
+    return (x, y) if rows is None else (x[:rows], y[:rows])
 
 
 # ---------------------------------------------------------------------------------- children
 
 
-def child_ferembed(path: Path) -> dict:
+def child_ferembed(path: Path, rows: int | None = None) -> dict:
     # the module, not the function that ferembed.metrics re-exports under the same name
     ev = importlib.import_module("ferembed.metrics.evaluate")
 
-    x, y = load_data(path)
+    x, y = load_data(path, rows)
     windows: dict[str, tuple[float, float]] = {}
     original = ev._Recorder.timed
 
@@ -159,13 +168,13 @@ def child_ferembed(path: Path) -> dict:
     }  # fmt: skip
 
 
-def child_pml(path: Path) -> dict:
+def child_pml(path: Path, rows: int | None = None) -> dict:
     import torch
     from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 
     from ferembed.metrics._validation import l2_normalize
 
-    x, y = load_data(path)
+    x, y = load_data(path, rows)
     xn = l2_normalize(np.asarray(x))
     # k="max_bin_count": the fewest neighbours that keep R-precision and MAP@R exact. PML's
     # default (k=None: all N - 1) needs several N x N arrays and was OOM-killed at 20k here.
@@ -180,12 +189,12 @@ def child_pml(path: Path) -> dict:
     return {"times": {"pml": round(t1 - t0, 3)}, "peak_mb": {"pml": max_rss_mb()}, "values": r}
 
 
-def child_sklearn(path: Path) -> dict:
+def child_sklearn(path: Path, rows: int | None = None, silhouette: bool = True) -> dict:
     from sklearn import metrics as skm
 
     from ferembed.metrics._validation import l2_normalize
 
-    x, y = load_data(path)
+    x, y = load_data(path, rows)
     xn = l2_normalize(np.asarray(x))
     sampler = RssSampler()
     times, windows, values = {}, {}, {}
@@ -193,7 +202,7 @@ def child_sklearn(path: Path) -> dict:
         "davies_bouldin": lambda: skm.davies_bouldin_score(xn, y),
         "calinski_harabasz": lambda: skm.calinski_harabasz_score(xn, y),
     }
-    if len(y) < 1_000_000:
+    if silhouette:
         fns["silhouette"] = lambda: skm.silhouette_score(x, y, metric="cosine")
     for name, fn in fns.items():
         with window(windows, name):
@@ -207,8 +216,10 @@ def child_sklearn(path: Path) -> dict:
 CHILDREN = {"ferembed": child_ferembed, "pml": child_pml, "sklearn": child_sklearn}
 
 
-def run_child(kind: str, path: Path, timeout: float) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, "--data", str(path)]
+def run_child(kind: str, path: Path, timeout: float, rows: int | None = None, extra=()) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, "--data", str(path), *extra]
+    if rows is not None:
+        cmd += ["--rows", str(rows)]
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -236,19 +247,24 @@ def size_label(n: int, d: int) -> str:
     return (f"{n // 1_000_000}M" if n >= 1_000_000 else f"{n // 1000}k") + f"×{d}"
 
 
+def _label(res: dict) -> str:
+    label = size_label(res["n"], res["dim"])
+    return label + (f" (first {res['n'] // 1000}k rows)" if res.get("of") else "")
+
+
 def markdown(results: list[dict]) -> str:
+    """Per-group time and peak RSS of ferembed beside the references that ran on the same rows."""
     lines = [
         "| N×D | group | ferembed s | ferembed peak MB | reference | reference s | "
         "reference peak MB |",
         "|---|---|---:|---:|---|---:|---:|",
     ]
     for res in results:
-        label = size_label(res["n"], res["dim"])
+        label = _label(res)
         fe, pml, sk = res["ferembed"], res.get("pml"), res.get("sklearn")
         refs: dict[str, tuple[str, object, object]] = {}
         if pml is None:
-            why = "skipped (OOM-killed at 100k here)" if res["n"] >= 100_000 else "skipped"
-            refs["retrieval"] = ("PML AccuracyCalculator", why, None)
+            refs["retrieval"] = ("PML AccuracyCalculator", res.get("pml_note", "skipped"), None)
         elif "error" in pml:
             refs["retrieval"] = ("PML AccuracyCalculator", pml["error"], None)
         else:
@@ -261,7 +277,7 @@ def markdown(results: list[dict]) -> str:
             sil = sk["times"].get("silhouette")
             refs["silhouette"] = (
                 "sklearn silhouette_score",
-                sil if sil is not None else "skipped (O(N²) at 1M)",
+                sil if sil is not None else res.get("silhouette_note", "skipped"),
                 sk["peak_mb"].get("silhouette"),
             )
             refs["geometry"] = (
@@ -285,6 +301,23 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def processes(results: list[dict]) -> str:
+    """One row per subprocess: what it ran on, its wall time and its peak RSS."""
+    lines = ["| N×D | process | total s | peak RSS MB |", "|---|---|---:|---:|"]
+    for res in results:
+        for kind in ("ferembed", "pml", "sklearn"):
+            out = res.get(kind)
+            if out is None:
+                continue
+            if "error" in out:
+                lines.append(f"| {_label(res)} | {kind} | {out['error']} | |")
+                continue
+            total = out["times"].get("total", sum(out["times"].values()))
+            peak = out["peak_mb"].get("total", max(out["peak_mb"].values()))
+            lines.append(f"| {_label(res)} | {kind} | {fmt_s(total)} | {fmt_mb(peak)} |")
+    return "\n".join(lines)
+
+
 def agreement(results: list[dict]) -> str:
     pairs = [
         ("precision_at_1", "pml", "precision_at_1"),
@@ -305,10 +338,39 @@ def agreement(results: list[dict]) -> str:
                 continue
             a, b = fe["values"][key], ref["values"][ref_key]
             lines.append(
-                f"| {size_label(res['n'], res['dim'])} | {key} ({who}) | {a:.6f} | {b:.6f} | "
-                f"{abs(a - b):.1e} |"
+                f"| {_label(res)} | {key} ({who}) | {a:.6f} | {b:.6f} | {abs(a - b):.1e} |"
             )
     return "\n".join(lines)
+
+
+def _log(res: dict, kind: str, t0: float) -> None:
+    err = res[kind].get("error", "")
+    print(f"[{_label(res)}] {kind}: {time.perf_counter() - t0:.1f} s {err}", file=sys.stderr)
+
+
+def measure(path: Path, n: int, dim: int, args, skip: set[str]) -> list[dict]:
+    """Every contender on the data at ``path``: ferembed at N, and each reference at the largest
+    size it survives (N, or the first ``--ref-rows`` rows with ferembed beside it)."""
+    ref = min(n, args.ref_rows)
+    full = {"n": n, "dim": dim}
+    sub = {"n": ref, "dim": dim, "of": n} if ref < n else full
+    runs = [("ferembed", full, None, ())]
+    if "sklearn" not in skip:
+        # davies_bouldin and calinski_harabasz are O(ND): at N; silhouette is O(N^2): at ref.
+        runs.append(("sklearn", full, None, () if ref == n else ("--no-silhouette",)))
+        full["silhouette_note"] = f"on the first {ref // 1000}k rows below"
+    if "pml" not in skip:
+        full["pml_note"] = f"on the first {ref // 1000}k rows below (OOM-killed at 100k here)"
+        runs.append(("pml", sub, ref if ref < n else None, ()))
+    if ref < n:
+        runs.insert(1, ("ferembed", sub, ref, ()))
+        if "sklearn" not in skip:
+            runs.append(("sklearn", sub, ref, ()))
+    for kind, res, rows, extra in runs:
+        t0 = time.perf_counter()
+        res[kind] = run_child(kind, path, args.timeout, rows, extra)
+        _log(res, kind, t0)
+    return [full] if sub is full else [full, sub]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -317,12 +379,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--dim", type=int, default=None, help="D (default 128, 512 at N >= 1M)")
     ap.add_argument("--out", type=Path, default=None, help="write the results as JSON")
     ap.add_argument("--skip", default="", help="comma-separated contenders to skip: pml,sklearn")
+    ap.add_argument(
+        "--ref-rows",
+        type=int,
+        default=20_000,
+        help="rows for PML and sklearn's silhouette where N is larger (default 20000)",
+    )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per subprocess")
     ap.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     ap.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--rows", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--no-silhouette", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        print(json.dumps(CHILDREN[args.child](args.data)))
+        kw = {"silhouette": False} if args.no_silhouette else {}
+        print(json.dumps(CHILDREN[args.child](args.data, args.rows, **kw)))
         return 0
     skip = {s for s in args.skip.split(",") if s}
     results = []
@@ -335,21 +406,13 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"[{size_label(n, dim)}] data in {time.perf_counter() - t0:.1f} s", file=sys.stderr
             )
-            res = {"n": n, "dim": dim}
-            for kind in ("ferembed", "sklearn", "pml"):
-                if kind in skip or (kind == "pml" and n >= 100_000):
-                    continue
-                t0 = time.perf_counter()
-                res[kind] = run_child(kind, path, args.timeout)
-                print(
-                    f"[{size_label(n, dim)}] {kind}: {time.perf_counter() - t0:.1f} s "
-                    f"{res[kind].get('error', '')}",
-                    file=sys.stderr,
-                )
-            results.append(res)
+            results += measure(path, n, dim, args, skip)
     print(markdown(results))
     print()
+    print(processes(results))
+    print()
     print(agreement(results))
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f} (the measurements share the CPUs)")
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
     return 0

@@ -385,8 +385,8 @@ def _silhouette(ctx: _Context) -> None:
         ctx.ci_method["silhouette"] = "percentile"
     ctx.rec.modes["silhouette"] = sil["mode"]
     ctx.per_class_update(silhouette=sil["per_class"])
-    if not sampled:
-        ctx.per_sample["silhouette"] = _sil.silhouette_samples(ctx.xs, ctx.y, distance=ctx.distance)
+    if not sampled:  # exact mode: every row's value, in row order
+        ctx.per_sample["silhouette"] = sil["samples"]
 
 
 def _collapse(ctx: _Context) -> None:

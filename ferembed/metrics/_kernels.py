@@ -10,7 +10,8 @@ tiles, on the threads of :func:`ferembed._parallel.parallel_map`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from scipy import sparse
@@ -18,6 +19,40 @@ from scipy import sparse
 from ferembed._parallel import parallel_map
 
 ROWS = 65_536  # rows per chunk for O(N) passes: bounds temporaries to a few tens of MB
+
+_shared = threading.local()
+
+
+@contextmanager
+def shared_passes():
+    """Within this block, the O(N) passes of :func:`memo`-ised kernels run once per array.
+
+    ``evaluate`` runs its groups inside it: the class sums, squared norms and distances to the
+    centroids that compactness, separation, Davies-Bouldin, Calinski-Harabasz, Fisher, the
+    geometry bootstrap, silhouette and the centroid classifier each need are computed once
+    instead of once per metric (each pass over 1M x 512 float64 rows costs seconds). Results are
+    keyed by the arrays' identity and hold a reference to them, so an id cannot be reused while
+    the block lasts; outside any block nothing is kept.
+    """
+    outer = getattr(_shared, "cache", None)
+    if outer is None:
+        _shared.cache = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _shared.cache = None
+
+
+def memo(key: tuple, arrays: tuple, fn: Callable):
+    """``fn()``, computed once per ``key`` (which must name ``arrays`` by id) inside
+    :func:`shared_passes`; plain ``fn()`` outside."""
+    cache = getattr(_shared, "cache", None)
+    if cache is None:
+        return fn()
+    if key not in cache:
+        cache[key] = (fn(), arrays)
+    return cache[key][0]
 
 
 def row_chunks(n: int, rows: int = ROWS) -> Iterator[slice]:
@@ -44,6 +79,11 @@ def as64(a: np.ndarray, unit: bool) -> np.ndarray:
 
 def class_sums(x: np.ndarray, y: np.ndarray, k: int, *, unit: bool = False) -> np.ndarray:
     """(K, D) float64 per-class sums (of unit vectors when ``unit``), chunk by chunk."""
+    key = ("class_sums", id(x), id(y), k, unit)
+    return memo(key, (x, y), lambda: _class_sums(x, y, k, unit)).copy()
+
+
+def _class_sums(x: np.ndarray, y: np.ndarray, k: int, unit: bool) -> np.ndarray:
     out = np.zeros((k, x.shape[1]))
     for sl in row_chunks(x.shape[0]):
         yc = y[sl]
@@ -54,6 +94,10 @@ def class_sums(x: np.ndarray, y: np.ndarray, k: int, *, unit: bool = False) -> n
 
 def row_sq_norms(x: np.ndarray, *, unit: bool = False) -> np.ndarray:
     """(N,) float64 squared row norms (of the unit vectors when ``unit``: 1, or 0 for zero rows)."""
+    return memo(("row_sq_norms", id(x), unit), (x,), lambda: _row_sq_norms(x, unit)).copy()
+
+
+def _row_sq_norms(x: np.ndarray, unit: bool) -> np.ndarray:
     out = np.empty(x.shape[0])
     for sl in row_chunks(x.shape[0]):
         xc = as64(x[sl], unit)
@@ -76,6 +120,16 @@ def centroids_from_sums(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """(K, D) class means from (K, D) sums and (K,) counts; NaN rows for empty classes."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None]
+
+
+def class_residual_sq_norms(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
+    """(N,) float64 ``||x_i - mu_{y_i}||^2`` to the (plain) class means, chunk by chunk."""
+
+    def compute() -> np.ndarray:
+        cent = centroids_from_sums(class_sums(x, y, k), np.bincount(y, minlength=k))
+        return residual_sq_norms(x, y, cent)
+
+    return memo(("class_residual_sq_norms", id(x), id(y), k), (x, y), compute).copy()
 
 
 def residual_sq_norms(x: np.ndarray, y: np.ndarray, cent: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ferembed._arrays import DISTANCES, check_distance, check_embeddings, l2_normalize
+from ferembed.metrics._kernels import memo
 
 __all__ = [
     "DISTANCES",
@@ -74,7 +75,9 @@ def check_labelled(x, y, distance: str | None = None, num_classes: int | None = 
     """
     if distance is not None:
         check_distance(distance)
-    x, y = check_embeddings(x, y)
+    # Inside evaluate (kernels.shared_passes) the same arrays are checked once, not per metric:
+    # the finiteness check is a pass over N x D.
+    x, y = memo(("check_labelled", id(x), id(y)), (x, y), lambda: check_embeddings(x, y))
     k, counts = check_class_labels(y, num_classes)
     return x, y, k, counts
 

@@ -32,6 +32,7 @@ from ferembed._io import to_jsonable
 from ferembed._version import __version__
 from ferembed.metrics._context import Reference, _check_reference, _Context, _Recorder
 from ferembed.metrics._groups import _NEED_SEARCH, _NEED_TWO_CLASSES, _RUNNERS, _run_search
+from ferembed.metrics._kernels import shared_passes
 from ferembed.metrics._validation import check_distance, check_embeddings, l2_normalize
 from ferembed.metrics.catalog import HEADLINE
 
@@ -199,11 +200,12 @@ def evaluate(
     if set(_NEED_SEARCH) & set(groups):
         with rec.timed("retrieval"):
             _run_search(ctx, r_metrics="retrieval" in groups)
-    for group in groups:
-        if (ctx.n_present < 2 or collapsed) and group in _NEED_TWO_CLASSES:
-            continue
-        with rec.timed(group):
-            _RUNNERS[group](ctx)
+    with shared_passes():  # class sums, norms, centroid distances: one pass each for all groups
+        for group in groups:
+            if (ctx.n_present < 2 or collapsed) and group in _NEED_TWO_CLASSES:
+                continue
+            with rec.timed(group):
+                _RUNNERS[group](ctx)
     if collapsed:  # distances are all 0: "perfectly compact" describes nothing
         ctx.out.update(dict.fromkeys(_COLLAPSED_NULL))
         for key in _COLLAPSED_NULL:

@@ -31,9 +31,11 @@ import numpy as np
 
 from ferembed.metrics._kernels import (
     centroids_from_sums,
+    class_residual_sq_norms,
     class_slices,
     class_sums,
     euclidean_class_sums,
+    memo,
     residual_sq_norms,
     row_chunks,
     row_sq_norms,
@@ -97,6 +99,11 @@ def distance_to_centroid(
         (N,) float64.
     """
     x, y, k, counts = check_labelled(x, y, distance, num_classes)
+    key = ("distance_to_centroid", id(x), id(y), k, distance)
+    return memo(key, (x, y), lambda: _distance_to_centroid(x, y, k, counts, distance)).copy()
+
+
+def _distance_to_centroid(x, y, k: int, counts: np.ndarray, distance: str) -> np.ndarray:
     cos = distance == "cosine"
     cent = centroids_from_sums(class_sums(x, y, k, unit=cos), counts)
     if not cos:
@@ -251,10 +258,7 @@ def _scatter_traces(x: np.ndarray, y: np.ndarray, k: int, counts: np.ndarray):
     cent = centroids_from_sums(class_sums(x, y, k), counts)
     present = counts > 0
     mu = (cent[present] * counts[present, None]).sum(axis=0) / counts.sum()
-    within = 0.0
-    for sl in row_chunks(x.shape[0]):
-        diff = x[sl].astype(np.float64) - cent[y[sl]]
-        within += float(np.einsum("ij,ij->", diff, diff))
+    within = float(class_residual_sq_norms(x, y, k).sum())
     dc = cent[present] - mu
     between = float((counts[present] * np.einsum("ij,ij->i", dc, dc)).sum())
     return within, between
@@ -341,7 +345,7 @@ def davies_bouldin(x: np.ndarray, y: np.ndarray) -> float:
     require_classes(counts, "davies_bouldin", sklearn_range=True)
     present = counts > 0
     cent = centroids_from_sums(class_sums(x, y, k), counts)
-    dist = np.sqrt(residual_sq_norms(x, y, cent))
+    dist = np.sqrt(class_residual_sq_norms(x, y, k))
     intra = (np.bincount(y, weights=dist, minlength=k) / np.maximum(counts, 1))[present]
     cdist = _centroid_distance_matrix(cent[present], "euclidean")
     if np.allclose(intra, 0.0) or np.allclose(cdist, 0.0):

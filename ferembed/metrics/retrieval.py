@@ -45,6 +45,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+import ferembed.metrics._rank_kernel as _rank_kernel
 from ferembed._arrays import prepare_embeddings
 from ferembed._search import (
     KNN,
@@ -137,6 +138,7 @@ def compute_retrieval(
     backend: str | None = None,
     r_metrics: bool = True,
     chunk_size: int | None = None,
+    compiled: bool | None = None,
 ) -> Retrieval:
     """One exact search that feeds every retrieval metric (and the kNN-based ones elsewhere).
 
@@ -153,6 +155,9 @@ def compute_retrieval(
         backend: ``"auto"``, ``"numpy"``, ``"faiss"`` or ``"torch"``; None: likewise.
         r_metrics: also compute R-precision and MAP@R (costs a partial sort per query).
         chunk_size: query rows per block (None: about 512 MiB of scores per block).
+        compiled: rank the score rows with the numba kernel (:mod:`._rank_kernel`, O(N + R)
+            per query) or the NumPy path (a partition and a sort per query); None: the kernel
+            when numba is installed. Both give the same results.
 
     Returns:
         :class:`Retrieval`.
@@ -216,12 +221,22 @@ def compute_retrieval(
     # One key bit per reference: 1 when it is of another class than the block's queries.
     is_other = {c: (ref_y != c).astype(np.int32) for c in np.unique(qy) if ref_counts[c] > int(loo)}
     q_rows = qidx[order]
+    if compiled is None:
+        compiled = _rank_kernel.AVAILABLE
+    other8 = {c: v.astype(np.uint8) for c, v in is_other.items()} if compiled else {}
 
     sub = sub_rows(n_ref)
 
     def block(start: int, stop: int, s_block: np.ndarray, work: dict) -> None:
         c = int(qy[order[start]])
         big_r = int(r[order[start]])
+        if compiled:
+            p = order[start:stop]
+            other = other8.get(c, np.ones(n_ref, np.uint8))
+            r_prec[p], ap[p], indices[p], scores[p] = _rank_kernel.rank_rows(
+                s_block, other, q_rows[start:stop] if loo else None, k, big_r, work
+            )
+            return
         for a in range(start, stop, sub):  # post-process in sub-blocks: small temporaries
             b = min(a + sub, stop)
             s = s_block[a - start : b - start]

@@ -408,3 +408,30 @@ def test_paired_geometry_bootstrap_detects_a_tighter_embedding_and_not_a_rescale
         assert same[key]["diff"] == pytest.approx(0, abs=1e-9)
         assert same[key]["ci_low"] == pytest.approx(0, abs=1e-9)
         assert same[key]["ci_high"] == pytest.approx(0, abs=1e-9)
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+@pytest.mark.parametrize("unit", [False, True])
+def test_geometry_bootstrap_equals_resampling_the_rows(distance, unit):
+    # The batched float32 products give the plain bootstrap: the same class-stratified draws
+    # (rng.integers per class, the seed's stream), each resample's rows scored by scipy.
+    from ferembed.metrics.bootstrap import recentred_interval
+
+    rng = np.random.default_rng(11)
+    y = np.repeat(np.arange(3), [25, 15, 20])
+    x = rng.normal(size=(60, 5)) + 2 * np.eye(5)[y] + 4.0  # far from the origin: tiny spreads
+    if unit:  # a cosine run's rows, as evaluate passes them
+        x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    n_boot = 40
+    got = geometry_bootstrap(x, y, distance=distance, n_boot=n_boot, seed=4)
+    draws = np.random.default_rng(4)
+    members = [np.flatnonzero(y == c) for c in range(3)]
+    picks = [m[draws.integers(0, m.size, size=(n_boot, m.size))] for m in members]
+    boot = np.array(
+        [_brute_geometry(x[np.concatenate([p[b] for p in picks])], np.sort(y), distance)
+         for b in range(n_boot)]
+    )  # fmt: skip
+    point = _brute_geometry(np.asarray(x, np.float32), y, distance)
+    for i, key in enumerate(("compactness", "class_separation", "fisher_ratio")):
+        want = recentred_interval(boot[:, i], point[i], 0.05)
+        assert got[key] == pytest.approx(want, rel=1e-6, abs=1e-9)

@@ -10,6 +10,7 @@ from pytorch_metric_learning.distances import CosineSimilarity
 from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from pytorch_metric_learning.utils.inference import CustomKNN
 
+import ferembed.metrics._rank_kernel as _rank_kernel
 from ferembed.metrics._knn import KNN, compute_knn, stratified_sample
 from ferembed.metrics.retrieval import (
     compute_retrieval,
@@ -325,3 +326,29 @@ def test_retrieval_validation(blobs_small):
 def test_knn_dataclass_is_shared_type(blobs_small):
     res = compute_retrieval(blobs_small.x, blobs_small.y, k=2)
     assert isinstance(res.knn, KNN)
+
+
+@pytest.mark.skipif(not _rank_kernel.AVAILABLE, reason="numba not installed")
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+@pytest.mark.parametrize("case", ["plain", "ties", "duplicates", "reference"])
+def test_compiled_ranking_equals_the_numpy_path(distance, case):
+    # The numba kernel (histogram + radix sort) and the NumPy path (partition + sort) share
+    # the ranking rules: neighbours by (score desc, row asc), irrelevant first on exact ties.
+    rng = np.random.default_rng(7)
+    y = rng.integers(0, 5, 1500)
+    x = rng.normal(size=(1500, 6)).astype(np.float32) + np.eye(6, dtype=np.float32)[y]
+    kw = {"k": 7, "distance": distance, "queries": np.sort(rng.choice(1500, 400, replace=False))}
+    if case == "ties":
+        x = np.round(x, 1)
+    elif case == "duplicates":
+        x[100:200] = x[0]
+    elif case == "reference":
+        kw["reference"] = rng.normal(size=(600, 6)).astype(np.float32)
+        kw["reference_labels"] = rng.integers(0, 4, 600)  # class 4: lone queries
+    a = compute_retrieval(x, y, compiled=True, **kw)
+    b = compute_retrieval(x, y, compiled=False, **kw)
+    np.testing.assert_array_equal(a.knn.indices, b.knn.indices)
+    np.testing.assert_array_equal(a.knn.distances, b.knn.distances)
+    np.testing.assert_allclose(a.r_precision, b.r_precision, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(a.map_at_r, b.map_at_r, rtol=0, atol=1e-12)
+    assert np.isnan(a.map_at_r).any() == (case == "reference")
