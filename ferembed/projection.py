@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -278,6 +278,32 @@ def project_embeddings(
         on_stage=on_stage,
     )
     return indices, coords
+
+
+def subsample_projection(
+    projection: Projection, sample_ids: Sequence[str], labels: np.ndarray, max_points: int
+) -> Projection:
+    """``projection`` restricted to a stratified sample of about ``max_points`` of its points.
+
+    For drawing fewer points than were projected (the dashboard draws up to 100k of the 200k a
+    run's cached projection may hold). The sample is :func:`sample_rows` over the projected
+    points, seeded like the projection.
+
+    Args:
+        projection: a projection of M points.
+        sample_ids, labels: (M,) the ids and labels of its points (of ``projection.indices``).
+        max_points: at most about this many points are kept (all when M <= max_points).
+    """
+    keep = sample_rows(sample_ids, labels, max_points, seed=int(projection.params.get("seed", 0)))
+    if keep.size == projection.n_shown:
+        return projection
+    return replace(
+        projection,
+        indices=projection.indices[keep],
+        coords=projection.coords[keep],
+        # Where the points were drawn from is part of their identity (caches key on params).
+        params={**projection.params, "max_points": int(max_points), "of": projection.n_shown},
+    )
 
 
 def procrustes(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
