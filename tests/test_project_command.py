@@ -88,3 +88,12 @@ def test_project_bad_input_is_one_line(tmp_path, capsys, argv):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ferembed: error:") and "\n" not in err and "Traceback" not in err
     assert not run.cache_dir.exists() or not any(run.cache_dir.iterdir())
+
+
+def test_a_read_only_run_is_projected_but_says_it_is_not_cached(tmp_path, capsys, monkeypatch):
+    run = _run(tmp_path / "r", n=60)
+    monkeypatch.setattr(RP, "save_cached", lambda entry, value: False)  # as on a read-only root
+    assert main(["project", str(run.path), "--method", "pca", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "all 60 points, computed in" in out and ", NOT cached (could not write" in out
+    assert not RP.projection_cache_path(run, method="pca").is_file()

@@ -93,6 +93,8 @@ def _summary(run, proj, seconds: float, args) -> str:
     path = projection_cache_path(
         run, dim=args.dim, method=args.method, max_points=args.max_points, seed=args.seed
     )
+    if not path.is_file():  # save_cached logged why (a read-only runs folder, a full disk)
+        return f"{what}: {points}, {how}, NOT cached (could not write {path})"
     return f"{what}: {points}, {how}: {path}"
 
 
