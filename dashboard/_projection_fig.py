@@ -38,7 +38,7 @@ DRAWN_POINTS = 100_000
 #: Tiles per row of the canvas.
 TILE_COLUMNS = 3
 #: Height in pixels of one row of tiles (the canvas's area is what software WebGL pays for).
-ROW_HEIGHT = 380
+ROW_HEIGHT = 340
 #: Points of the whole figure above which points carry no hover text.
 HOVER_TEXT_MAX = 30_000
 #: Room around each tile, as a fraction of its data span (and above it, for its title).
