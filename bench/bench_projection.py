@@ -32,11 +32,14 @@ sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from bench_dashboard import APP_IDLE  # noqa: E402 (after the path setup)
 
+#: Points the chart drew (``_fullData``: ``data`` keeps the base64 arrays Streamlit sent).
 POINTS_JS = """() => {
   const el = document.querySelector('.js-plotly-plot');
-  if (!el || !el.data) return 0;
-  return el.data.reduce((n, t) => n + (t.x ? t.x.length : 0), 0);
+  if (!el || !el._fullData) return 0;
+  return el._fullData.reduce((n, t) => n + (t._length || 0), 0);
 }"""
+#: Give up waiting after this long (ms).
+TIMEOUT_MS = 900_000
 
 _TIMED = """
 import sys, time
@@ -94,16 +97,16 @@ def browser_times(root: Path, points: int, rounds: int) -> list[float]:
             )  # fmt: skip
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(url)
-            page.wait_for_function(APP_IDLE, timeout=3_600_000)
+            page.wait_for_function(APP_IDLE, timeout=TIMEOUT_MS)
             times = []
             for i in range(1 + rounds):
                 if i:
                     page.locator('[data-testid="stSidebarNav"] a', has_text="Runs").click()
-                    page.wait_for_function(APP_IDLE, timeout=3_600_000)
+                    page.wait_for_function(APP_IDLE, timeout=TIMEOUT_MS)
                 t = time.perf_counter()
                 page.locator('[data-testid="stSidebarNav"] a', has_text="Projection").click()
-                page.wait_for_function(drawn, timeout=3_600_000)
-                page.wait_for_function(APP_IDLE, timeout=3_600_000)
+                page.wait_for_function(drawn, timeout=TIMEOUT_MS)
+                page.wait_for_function(APP_IDLE, timeout=TIMEOUT_MS)
                 times.append(time.perf_counter() - t)
             browser.close()
         return times
