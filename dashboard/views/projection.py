@@ -135,11 +135,8 @@ if dim == 2:
     )
     fig = _projection_fig.projection_figure(figure_key, panels, **kind)
     total = sum(p.n_shown for p in projs)
-    st.caption(
-        f"{total:,} points drawn (WebGL, one tile per run): "
-        + ", ".join(f"{md(p.run)} {p.n_shown:,} of {p.n_total:,}" for p in projs)
-        + "."
-    )
+    every = "" if sampled else "; every point of each run"
+    st.caption(f"{total:,} points drawn (WebGL, one tile per run{every}).")
 else:
     fig = _charts.projection_chart(panels, dim=dim, **kind)
 
