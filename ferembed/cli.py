@@ -21,6 +21,7 @@ from ferembed._cli.args import Parser, add_command
 from ferembed._cli.data import add_datasets_command
 from ferembed._cli.embed import add_embed_commands
 from ferembed._cli.plot import add_plot_command
+from ferembed._cli.project import add_project_command
 from ferembed._cli.runs import add_run_commands
 from ferembed._cli.studies import add_study_commands
 from ferembed._cli.train import add_train_command
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_embed_commands(add)
     add_run_commands(add)
     add_plot_command(add)
+    add_project_command(add)
     add_study_commands(add)
     add_app_commands(add)
     return p

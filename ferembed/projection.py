@@ -19,8 +19,8 @@ so runs of the same dataset split show the same faces even if their rows are ord
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,9 @@ CACHE_VERSION = 3
 #: structure visible, UMAP at a few seconds per run on two CPU cores, and a page of several runs'
 #: scatters quick to redraw in the browser.
 DEFAULT_MAX_POINTS = 5_000
+#: ``ferembed project`` and the dashboard project every point of a run up to this many; larger
+#: runs get a seeded stratified sample of this size (recorded with the projection).
+FULL_MAX_POINTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,7 @@ class Projection:
         params: the parameters that produced the coordinates (method, dim, max_points, seed...).
         aligned_to: name of the run these coordinates were Procrustes-aligned onto, or None.
         n_common: number of shared samples the alignment used (0 when not aligned).
+        from_cache: whether the coordinates were read from the run's cache (not computed).
     """
 
     run: str
@@ -55,6 +59,7 @@ class Projection:
     params: dict[str, Any] = field(default_factory=dict)
     aligned_to: str | None = None
     n_common: int = 0
+    from_cache: bool = False
 
     @property
     def dim(self) -> int:
@@ -68,6 +73,20 @@ class Projection:
     def sampled(self) -> bool:
         """Whether only a sample of the run is shown."""
         return self.n_shown < self.n_total
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        """How the projected points were chosen (stored with the cached coordinates): every
+        point, or a stratified sample by label of ``n_shown`` of ``n_total``, seeded by ``seed``
+        (:func:`sample_rows`)."""
+        return {
+            "n_total": self.n_total,
+            "n_shown": self.n_shown,
+            "sampled": self.sampled,
+            "strategy": "stratified by label, seeded hash of sample_id" if self.sampled else "all",
+            "max_points": self.params.get("max_points"),
+            "seed": self.params.get("seed"),
+        }
 
 
 def _id_hash(sample_ids: Sequence[str], seed: int) -> np.ndarray:
@@ -122,15 +141,28 @@ def sample_rows(
 
 
 def reduce_embeddings(
-    x: np.ndarray, *, method: str, dim: int, n_neighbors: int, min_dist: float, seed: int
+    x: np.ndarray,
+    *,
+    method: str,
+    dim: int,
+    n_neighbors: int,
+    min_dist: float,
+    seed: int,
+    on_stage: Callable[[str], None] | None = None,
 ) -> np.ndarray:
-    """(M, D) -> (M, dim) float32 coordinates by UMAP or PCA."""
+    """(M, D) -> (M, dim) float32 coordinates by UMAP or PCA.
+
+    ``on_stage(name)`` is called as each stage starts (``"neighbours"``, ``"layout"``): the
+    progress bar of ``ferembed project``.
+    """
+    stage = on_stage or (lambda name: None)
     if x.shape[0] <= dim + 1:
         # Too few points for UMAP's spectral init (or a meaningful PCA): spread them on a line.
         out = np.zeros((x.shape[0], dim), np.float32)
         out[:, 0] = np.arange(x.shape[0], dtype=np.float32)
         return out
     if method == "pca":
+        stage("layout")
         xc = x - x.mean(axis=0, keepdims=True)
         _, _, vt = np.linalg.svd(xc, full_matrices=False)
         out = xc @ vt[:dim].T
@@ -148,6 +180,7 @@ def reduce_embeddings(
     from ferembed.metrics._knn import compute_knn
 
     k = min(int(n_neighbors), x.shape[0] - 1)
+    stage("neighbours")
     # UMAP's own approximate search (NN-descent) is most of its run time here (~25 s of ~28 s at
     # 3.5k points on two cores); the exact search of the metrics engine takes a fraction of a
     # second. UMAP expects each point to be its own first neighbour, hence exclude_self=False.
@@ -168,6 +201,7 @@ def reduce_embeddings(
         # "n_jobs overridden by setting random_state": reproducibility is the point here.
         # "precomputed_knn ... transform not available": we never transform new points.
         warnings.simplefilter("ignore", UserWarning)
+        stage("layout")
         return reducer.fit_transform(x).astype(np.float32)
 
 
@@ -212,6 +246,7 @@ def project_embeddings(
     *,
     distance: str,
     params: dict[str, Any],
+    on_stage: Callable[[str], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Project (a stratified sample of) one set of embeddings.
 
@@ -224,6 +259,7 @@ def project_embeddings(
         sample_ids: (N,) ids (the sample is chosen by their seeded hash, :func:`sample_rows`).
         distance: ``"cosine"`` or ``"euclidean"``.
         params: the checked parameters of :func:`projection_params`.
+        on_stage: called with the name of each stage as it starts (:func:`reduce_embeddings`).
 
     Returns:
         ``(indices (M,) int64 sorted rows, coords (M, dim) float32)``.
@@ -239,8 +275,35 @@ def project_embeddings(
         n_neighbors=params["n_neighbors"],
         min_dist=params["min_dist"],
         seed=params["seed"],
+        on_stage=on_stage,
     )
     return indices, coords
+
+
+def subsample_projection(
+    projection: Projection, sample_ids: Sequence[str], labels: np.ndarray, max_points: int
+) -> Projection:
+    """``projection`` restricted to a stratified sample of about ``max_points`` of its points.
+
+    For drawing fewer points than were projected (the dashboard draws up to 100k of the 200k a
+    run's cached projection may hold). The sample is :func:`sample_rows` over the projected
+    points, seeded like the projection.
+
+    Args:
+        projection: a projection of M points.
+        sample_ids, labels: (M,) the ids and labels of its points (of ``projection.indices``).
+        max_points: at most about this many points are kept (all when M <= max_points).
+    """
+    keep = sample_rows(sample_ids, labels, max_points, seed=int(projection.params.get("seed", 0)))
+    if keep.size == projection.n_shown:
+        return projection
+    return replace(
+        projection,
+        indices=projection.indices[keep],
+        coords=projection.coords[keep],
+        # Where the points were drawn from is part of their identity (caches key on params).
+        params={**projection.params, "max_points": int(max_points), "of": projection.n_shown},
+    )
 
 
 def procrustes(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -7,15 +7,20 @@ and below the chart come their count per class in each run and their faces, 24 p
 (Plotly cannot draw images inside a hover label, so the faces come with a selection). See
 ``dashboard._selection``. "Download figure" gives the projection as SVG / PDF / PNG
 (``ferembed plot``).
+
+Every point of a run up to 100k is drawn by default (``ferembed project`` computes and caches
+the projection of runs up to 200k ahead; the page reads it). The 2-D runs share one WebGL canvas,
+a tile each, and the figure is built once per selection of runs and colouring
+(``dashboard._projection_fig``): a cached visit only re-sends it.
 """
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import _charts, _data, _figures, _samples, _selection, _ui
+from dashboard import _charts, _data, _figures, _projection_fig, _samples, _selection, _ui
 from dashboard._safe import markdown_text as md
-from ferembed.projection import DEFAULT_MAX_POINTS
+from ferembed.projection import FULL_MAX_POINTS
 from ferembed.runs import PER_SAMPLE_FILE
 
 #: 3-D scenes are one WebGL context each: cap them.
@@ -46,11 +51,12 @@ max_points = int(
     c4.number_input(
         "Max points per run",
         min_value=100,
-        max_value=50_000,
-        value=DEFAULT_MAX_POINTS,
-        step=100,
+        max_value=FULL_MAX_POINTS,
+        value=_projection_fig.DRAWN_POINTS,
+        step=1000,
         key="proj_max",
-        help="Larger runs show a stratified sample (classes keep their proportions).",
+        help="Larger runs show a stratified sample (classes keep their proportions). "
+        "`ferembed project RUN` computes the projection of every point ahead.",
     )
 )
 
@@ -63,10 +69,13 @@ projs, drawn = [], []
 for r in runs:
     try:
         if _data.is_projection_cached(r, **params):
-            projs.append(_data.projection_for(r, **params))
+            projs.append(_projection_fig.load_projection(r, **params))
         else:
-            with st.spinner(f"Computing the {method.upper()} of {md(r.name)} (once; cached)..."):
-                projs.append(_data.projection_for(r, **params))
+            with st.spinner(
+                f"Computing the {method.upper()} of {md(r.name)} (once; cached; "
+                "`ferembed project` computes it ahead)..."
+            ):
+                projs.append(_projection_fig.load_projection(r, **params))
     except Exception as exc:  # one run that cannot be projected is named, the others drawn
         _ui.skipped(r, exc)
         continue
@@ -107,21 +116,29 @@ if color_by == "noise":
         st.warning(
             f"No label-noise scores yet ({PER_SAMPLE_FILE}): compute metrics on the Runs page."
         )
-    fig = _charts.projection_chart(
-        panels,
-        color_kind="continuous",
-        dim=dim,
-        cmin=0.0,
-        cmax=1.0,
-        color_title="noise",
-    )
+    kind = {"color_kind": "continuous", "cmin": 0.0, "cmax": 1.0, "color_title": "noise"}
 else:
     order = {
         "label": runs[0].class_names + ["-"],
         "pred": runs[0].class_names + ["-"],
         "correct": ["correct", "wrong", "no prediction"],
     }.get(color_by)
-    fig = _charts.projection_chart(panels, color_kind="category", dim=dim, categories=order)
+    kind = {"color_kind": "category", "categories": order}
+if dim == 2:
+    figure_key = (
+        color_by,
+        tuple(
+            (_data.run_key(r), _data.manifest_stamp(r), _data.per_sample_stamp(r))
+            + (tuple(sorted(p.params.items())), p.aligned_to, p.n_shown)
+            for r, p in zip(runs, projs, strict=True)
+        ),
+    )
+    fig = _projection_fig.projection_figure(figure_key, panels, **kind)
+    total = sum(p.n_shown for p in projs)
+    every = "" if sampled else "; every point of each run"
+    st.caption(f"{total:,} points drawn (WebGL, one tile per run{every}).")
+else:
+    fig = _charts.projection_chart(panels, dim=dim, **kind)
 
 if dim == 2:
     picked = _selection.apply_event(_points(st.session_state.get("proj_chart")), fig, runs)

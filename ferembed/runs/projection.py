@@ -7,8 +7,9 @@ projections onto the first run's, pairing points by ``sample_id``.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,13 @@ from ferembed.runs.format import Run
 
 
 def _entry(run: Run, params: dict[str, Any]) -> CacheEntry:
+    # Every max_points >= N projects all N points: one entry serves them all (the dashboard's
+    # default, ``ferembed project``'s and ``ferembed plot``'s on a run of fewer points).
+    key = {**params, "max_points": min(params["max_points"], run.n)}
     return cache_entry(
         run,
         "projection",
-        {**params, "version": _proj.CACHE_VERSION},
+        {**key, "version": _proj.CACHE_VERSION},
         label=f"{params['method']}-{params['dim']}d",
         suffix=".npz",
     )
@@ -45,6 +49,7 @@ def project_run(
     min_dist: float = 0.1,
     seed: int = 0,
     cache: bool = True,
+    on_stage: Callable[[str], None] | None = None,
 ) -> _proj.Projection:
     """Project one run (or a stratified sample of it) to ``dim`` dimensions.
 
@@ -59,9 +64,13 @@ def project_run(
         n_neighbors, min_dist: UMAP parameters (ignored by PCA but part of the cache key).
         seed: seeds both the sample and UMAP.
         cache: read and write the on-disk cache.
+        on_stage: called with the name of each stage as it starts (``"neighbours"``,
+            ``"layout"``, ``"save"``; nothing on a cache hit).
 
     Returns:
-        :class:`~ferembed.projection.Projection` (not aligned).
+        :class:`~ferembed.projection.Projection` (not aligned); ``from_cache`` says whether it
+        was read from the cache. The cache entry also holds ``Projection.sampling`` (which
+        points were projected: all, or a seeded stratified sample).
     """
     run = as_run(run)
     params = _proj.projection_params(
@@ -75,17 +84,41 @@ def project_run(
     entry = _entry(run, params)
     hit = load_cached(entry) if cache else None
     if hit is not None and {"indices", "coords"} <= hit.keys():
-        indices = hit["indices"].astype(np.int64)
-        coords = hit["coords"].astype(np.float32)
-    else:
-        indices, coords = _proj.project_embeddings(
-            run.embeddings, run.labels, run.sample_ids, distance=run.distance, params=params
+        return _proj.Projection(
+            run=run.name,
+            indices=hit["indices"].astype(np.int64),
+            coords=hit["coords"].astype(np.float32),
+            n_total=run.n,
+            params=params,
+            from_cache=True,
         )
-        if cache:
-            save_cached(entry, {"indices": indices, "coords": coords})
-    return _proj.Projection(
+    indices, coords = _proj.project_embeddings(
+        run.embeddings,
+        run.labels,
+        run.sample_ids,
+        distance=run.distance,
+        params=params,
+        on_stage=on_stage,
+    )
+    out = _proj.Projection(
         run=run.name, indices=indices, coords=coords, n_total=run.n, params=params
     )
+    if cache:
+        if on_stage is not None:
+            on_stage("save")
+        record = np.array(json.dumps(out.sampling))
+        save_cached(entry, {"indices": indices, "coords": coords, "sampling": record})
+    return out
+
+
+def load_projection_sampling(run: Run | str | os.PathLike, **params: Any) -> dict | None:
+    """The sampling record stored with a cached projection of ``run`` (see
+    :attr:`ferembed.projection.Projection.sampling`), or None when it is not cached."""
+    run = as_run(run)
+    hit = load_cached(_entry(run, _proj.projection_params(**params)))
+    if hit is None or "sampling" not in hit:
+        return None
+    return json.loads(str(hit["sampling"]))
 
 
 def project_runs(runs: Sequence[Run | str | os.PathLike], **kwargs: Any) -> list[_proj.Projection]:
