@@ -3,15 +3,15 @@
 The lent GPU machine receives the repository plus at most 64 MiB per call, so FER2013's train and
 val JPEGs travel as parts of < 28 MB each: one ``uint8`` array of the files' raw bytes
 (concatenated, zlib-compressed by ``np.savez_compressed``), their offsets and their relative
-paths. Nothing is decoded or re-encoded: :func:`unpack` writes back the same bytes, so the pixels
-are identical, and checks every file against the SHA-256 recorded at packing time.
+paths. Nothing is decoded or re-encoded: :func:`unpack_part` writes back the same bytes, so the
+pixels are identical, and checks every file against the SHA-256 recorded at packing time.
 
     python scripts/_gpu_pack.py pack --root ../shared/datasets/fer2013 --splits train val \
         --parts 2 --out .cache/gpu
     python scripts/_gpu_pack.py unpack .cache/gpu/fer_part1of2.npz --dest /tmp/fer
 
 Each part names its index and the number of parts; ``unpack`` writes ``.part<i>of<n>.done`` in
-the destination, and :func:`complete` tells whether every part of a pack has been unpacked there.
+the destination, and :func:`parts_complete` tells whether every part has been unpacked there.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FORMAT = "ferembed.gpu_pack/1"
 MAX_PART_BYTES = 28_000_000
 
 
-def list_files(root: Path, splits: list[str]) -> list[str]:
+def list_pack_files(root: Path, splits: list[str]) -> list[str]:
     """Relative paths (posix) of every file under ``root/<split>``, sorted."""
     paths = []
     for split in splits:
@@ -55,7 +55,7 @@ def _chunks(sizes: list[int], parts: int) -> list[tuple[int, int]]:
     return bounds
 
 
-def pack(
+def pack_parts(
     root: Path, splits: list[str], out: Path, *, parts: int = 2, max_bytes: int = MAX_PART_BYTES
 ) -> list[Path]:
     """Write ``out/<name>_part<i>of<n>.npz``; returns their paths.
@@ -64,7 +64,7 @@ def pack(
         SystemExit: a part would be ``max_bytes`` or larger (use more parts).
     """
     root = Path(root)
-    paths = list_files(root, splits)
+    paths = list_pack_files(root, splits)
     blobs = [(root / p).read_bytes() for p in paths]
     digest = hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
     out.mkdir(parents=True, exist_ok=True)
@@ -98,12 +98,12 @@ def pack(
     return written
 
 
-def read_meta(part: Path) -> dict:
+def read_part_meta(part: Path) -> dict:
     with np.load(part, allow_pickle=False) as z:
         return json.loads(str(z["meta"]))
 
 
-def unpack(part: Path, dest: Path) -> dict:
+def unpack_part(part: Path, dest: Path) -> dict:
     """Recreate the part's files under ``dest`` (same relative paths, same bytes).
 
     Returns:
@@ -136,7 +136,7 @@ def unpack(part: Path, dest: Path) -> dict:
     return meta
 
 
-def complete(dest: Path) -> bool:
+def parts_complete(dest: Path) -> bool:
     """Whether every part of the pack unpacked in ``dest`` is there (all ``.done`` markers)."""
     markers = list(Path(dest).glob(".part*of*.done"))
     if not markers:
@@ -147,7 +147,7 @@ def complete(dest: Path) -> bool:
     return len(ids) == 1 and {m["part"] for m in metas} == set(range(1, n + 1))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("pack", help="pack ROOT/<split> files into parts")
@@ -164,22 +164,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "pack":
         if args.parts < 1:
             raise SystemExit("pack: --parts must be >= 1")
-        for path in pack(Path(args.root), args.splits, Path(args.out), parts=args.parts):
-            meta = read_meta(path)
+        for path in pack_parts(Path(args.root), args.splits, Path(args.out), parts=args.parts):
+            meta = read_part_meta(path)
             print(f"{path}  {path.stat().st_size / 1e6:.2f} MB  {meta['n_files']} files")
         return 0
     if args.cmd == "unpack":
         for part in args.parts:
-            meta = unpack(Path(part), Path(args.dest))
+            meta = unpack_part(Path(part), Path(args.dest))
             print(
                 f"{part}: {meta['n_files']} files -> {args.dest} (part {meta['part']}/"
                 f"{meta['parts']})"
             )
         return 0
-    ok = complete(Path(args.dest))
+    ok = parts_complete(Path(args.dest))
     print("complete" if ok else "incomplete")
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())
