@@ -182,13 +182,13 @@ def part_knn(rep: _Report, args) -> None:
         rows = len(ref)
         if rows < n_q:
             row["numpy_cpu_rows"] = rows
-            row["numpy_cpu_s_extrapolated"] = round(sec * n_q / rows, 1)
+            row["numpy_cpu_s_extrapolated"] = round(sec * n_q / rows, 3)
         for backend, dev in backends:
             res = row.pop(f"_res_{backend}")
             agree = knn_agreement(ref, res.indices[:rows], res.distances[:rows])
             row[f"{backend}_{dev}_vs_numpy"] = agree
             row[f"speedup_{backend}_{dev}"] = round(
-                row.get("numpy_cpu_s_extrapolated", sec) / max(row[f"{backend}_{dev}_s"], 1e-9), 1
+                row.get("numpy_cpu_s_extrapolated", sec) / max(row[f"{backend}_{dev}_s"], 1e-9), 2
             )
         rep.put("knn", case, row)
 
@@ -228,7 +228,7 @@ def part_embed(rep: _Report, args) -> None:
         )
         row["max_abs_delta_device_vs_cpu_fp32"] = float((fp32.cpu() - ref_cpu).abs().max())
         row["speedup_bf16_vs_cpu"] = round(
-            row["device_bf16_images_per_s"] / max(row["cpu_fp32_images_per_s"], 1e-9), 1
+            row["device_bf16_images_per_s"] / max(row["cpu_fp32_images_per_s"], 1e-9), 2
         )
         rep.put("embed", arch, row)
         del model
@@ -310,17 +310,20 @@ def part_evaluate(rep: _Report, args) -> None:
         kw = dict(exclude=exclude, n_boot=args.n_boot, seed=0)
         row: dict = {"n": n, "dim": args.dim, "n_boot": args.n_boot}
         runs = {}
-        for dev in (args.device, "cpu"):
-            res, sec = _timed(evaluate, x, y, device=dev, **kw)
-            runs[dev] = res
-            row[f"{dev}_s"] = sec
-            row[f"{dev}_timings_s"] = res.get("timings_s")
-            row[f"{dev}_knn"] = res.get("knn")
+        params = inspect.signature(evaluate).parameters
+        torch_kw = {"knn_backend": "torch"} if "knn_backend" in params else {}
+        sides = (("device", args.device, torch_kw), ("cpu", "cpu", {}))  # CPU: its default
+        for side, dev, extra in sides:
+            res, sec = _timed(evaluate, x, y, device=dev, **kw, **extra)
+            runs[side] = res
+            row[f"{side}_s"] = sec
+            row[f"{side}_timings_s"] = res.get("timings_s")
+            row[f"{side}_knn"] = res.get("knn")
             rep.put("evaluate", f"n={n}", row)
-        leaves, worst, bad = compare_leaves(runs[args.device], runs["cpu"], args.tol)
+        leaves, worst, bad = compare_leaves(runs["device"], runs["cpu"], args.tol)
         row.update(numeric_leaves=leaves, max_abs_delta=worst, differing=bad[:20])
         row["equal"] = not bad
-        row["speedup"] = round(row["cpu_s"] / max(row[f"{args.device}_s"], 1e-9), 1)
+        row["speedup"] = round(row["cpu_s"] / max(row["device_s"], 1e-9), 2)
         rep.put("evaluate", f"n={n}", row)
 
 

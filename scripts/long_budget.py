@@ -131,7 +131,8 @@ def summarize(spec: _Spec, run_dir: Path, status: str, wall: float) -> dict:
         "status": status,
         "epochs_done": len(rows),
         "wall_s": round(wall, 1),
-        "s_per_epoch": round(wall / len(rows), 2) if rows else None,
+        "s_per_run_epoch": round(wall / len(rows), 2) if rows else None,  # with start-up
+        "median_epoch_time_s": _median([r.get("epoch_time_s") for r in rows]),
         "best_val_mean_class_acc": best.get("val_mean_class_acc"),
         "best_val_acc": best.get("val_acc"),
         "best_epoch": best.get("epoch"),
@@ -147,6 +148,11 @@ def summarize(spec: _Spec, run_dir: Path, status: str, wall: float) -> dict:
         out["rounds"] = [{k: r.get(k) for k in keys} for r in rec["rounds"]]
         out["control"], out["kmeans"] = rec.get("control"), rec.get("kmeans")
     return out
+
+
+def _median(values: list) -> float | None:
+    vals = sorted(v for v in values if isinstance(v, (int, float)))
+    return round(vals[len(vals) // 2], 2) if vals else None
 
 
 def _checkpoint_dir(run_dir: Path) -> Path | None:
@@ -290,13 +296,13 @@ def _write_summary(out: Path, results: dict, t0: float, args, packed: dict | Non
 
 def markdown(doc: dict) -> str:
     lines = [
-        "| run | group | status | epochs | s/epoch | best val acc | best val mean class acc |",
+        "| run | group | status | epochs | s/epoch (median) | best val acc | best val mca |",
         "|---|---|---|---:|---:|---:|---:|",
     ]
     for r in doc["runs"]:
         lines.append(
             f"| {r['name']} | {r['group']} | {r['status']} | {r.get('epochs_done', 0)} | "
-            f"{r.get('s_per_epoch')} | {r.get('best_val_acc')} | "
+            f"{r.get('median_epoch_time_s')} | {r.get('best_val_acc')} | "
             f"{r.get('best_val_mean_class_acc')} |"
         )
     return "\n".join(lines)
