@@ -131,6 +131,14 @@ def _engine_ok() -> str | None:
     return None
 
 
+def _guarded(rep: _Report, part: str, key: str, fn, *a) -> None:
+    """Run one case; its failure is recorded under its key and the next case still runs."""
+    try:
+        fn(*a)
+    except Exception as exc:
+        rep.put(part, key, {"error": f"{type(exc).__name__}: {exc}"})
+
+
 def _timed(fn, *a, **kw):
     t = time.perf_counter()
     out = fn(*a, **kw)
@@ -168,35 +176,39 @@ def part_knn(rep: _Report, args) -> None:
         if rep.left() < 30:
             rep.put("knn", case, {"skipped": "out of time budget"})
             continue
-        row: dict = {"n": int(kw["x"].shape[0]), "dim": args.dim, "queries": n_q, "k": args.k}
-        for backend, dev in backends:
-            res, sec = _timed(_search.compute_knn, k=args.k, device=dev, backend=backend, **kw)
-            row[f"{backend}_{dev}_s"] = sec
-            row[f"_res_{backend}"] = res
-        rep.put("knn", case, {k: v for k, v in row.items() if not k.startswith("_")})
-        cpu_kw = dict(kw)
-        if cpu_rows is not None and cpu_rows < n_q:  # the CPU verifies a prefix of the queries
-            cpu_kw["queries"] = np.arange(cpu_rows)
-        ref, sec = _timed(_search.compute_knn, k=args.k, device="cpu", backend="numpy", **cpu_kw)
-        row["numpy_cpu_s"] = sec
-        rows = len(ref)
-        if rows < n_q:
-            row["numpy_cpu_rows"] = rows
-            row["numpy_cpu_s_extrapolated"] = round(sec * n_q / rows, 3)
-        for backend, dev in backends:
-            res = row.pop(f"_res_{backend}")
-            agree = knn_agreement(ref, res.indices[:rows], res.distances[:rows])
-            row[f"{backend}_{dev}_vs_numpy"] = agree
-            row[f"speedup_{backend}_{dev}"] = round(
-                row.get("numpy_cpu_s_extrapolated", sec) / max(row[f"{backend}_{dev}_s"], 1e-9), 2
-            )
-        rep.put("knn", case, row)
+        _guarded(rep, "knn", case, _knn_case, rep, args, backends, case, kw, n_q, cpu_rows)
+
+
+def _knn_case(rep: _Report, args, backends, case, kw, n_q, cpu_rows) -> None:
+    from ferembed import _search
+
+    row: dict = {"n": int(kw["x"].shape[0]), "dim": args.dim, "queries": n_q, "k": args.k}
+    for backend, dev in backends:
+        res, sec = _timed(_search.compute_knn, k=args.k, device=dev, backend=backend, **kw)
+        row[f"{backend}_{dev}_s"] = sec
+        row[f"_res_{backend}"] = res
+    rep.put("knn", case, {k: v for k, v in row.items() if not k.startswith("_")})
+    cpu_kw = dict(kw)
+    if cpu_rows is not None and cpu_rows < n_q:  # the CPU verifies a prefix of the queries
+        cpu_kw["queries"] = np.arange(cpu_rows)
+    ref, sec = _timed(_search.compute_knn, k=args.k, device="cpu", backend="numpy", **cpu_kw)
+    row["numpy_cpu_s"] = sec
+    rows = len(ref)
+    if rows < n_q:
+        row["numpy_cpu_rows"] = rows
+        row["numpy_cpu_s_extrapolated"] = round(sec * n_q / rows, 3)
+    for backend, dev in backends:
+        res = row.pop(f"_res_{backend}")
+        agree = knn_agreement(ref, res.indices[:rows], res.distances[:rows])
+        row[f"{backend}_{dev}_vs_numpy"] = agree
+        row[f"speedup_{backend}_{dev}"] = round(
+            row.get("numpy_cpu_s_extrapolated", sec) / max(row[f"{backend}_{dev}_s"], 1e-9), 2
+        )
+    rep.put("knn", case, row)
 
 
 def part_embed(rep: _Report, args) -> None:
     import torch
-
-    from ferembed.models import create_model
 
     dev = torch.device(args.device)
     g = torch.Generator().manual_seed(0)
@@ -204,36 +216,40 @@ def part_embed(rep: _Report, args) -> None:
         if rep.left() < 20:
             rep.put("embed", arch, {"skipped": "out of time budget"})
             continue
-        torch.manual_seed(0)
-        model = create_model(arch, 7).eval()
-        x = torch.rand((args.batch, 1, 48, 48), generator=g) * 2 - 1
-        row: dict = {"batch": args.batch, "params": sum(p.numel() for p in model.parameters())}
-        with torch.inference_mode():
-            ref_cpu = model(x)[0].float()
-            row["cpu_fp32_images_per_s"] = _throughput(model, x, args.cpu_embed_batches, None)
-            model.to(dev)
-            xd = x.to(dev)
-            fp32 = model(xd)[0].float()
-            row["device_fp32_images_per_s"] = _throughput(model, xd, args.embed_batches, None)
-            with torch.autocast(dev.type, dtype=torch.bfloat16):
-                amp = model(xd)[0].float()
-            row["device_bf16_images_per_s"] = _throughput(
-                model, xd, args.embed_batches, torch.bfloat16
-            )
-        scale = float(fp32.abs().max())
-        row["max_abs_delta_amp_vs_fp32"] = float((amp - fp32).abs().max())
-        row["max_rel_delta_amp_vs_fp32"] = row["max_abs_delta_amp_vs_fp32"] / max(scale, 1e-12)
-        row["min_cosine_amp_vs_fp32"] = float(
-            torch.nn.functional.cosine_similarity(amp, fp32).min()
-        )
-        row["max_abs_delta_device_vs_cpu_fp32"] = float((fp32.cpu() - ref_cpu).abs().max())
-        row["speedup_bf16_vs_cpu"] = round(
-            row["device_bf16_images_per_s"] / max(row["cpu_fp32_images_per_s"], 1e-9), 2
-        )
-        rep.put("embed", arch, row)
-        del model
-        if dev.type == "cuda":
-            torch.cuda.empty_cache()
+        _guarded(rep, "embed", arch, _embed_arch, rep, args, arch, dev, g)
+
+
+def _embed_arch(rep: _Report, args, arch: str, dev, g) -> None:
+    import torch
+
+    from ferembed.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model(arch, 7).eval()
+    x = torch.rand((args.batch, 1, 48, 48), generator=g) * 2 - 1
+    row: dict = {"batch": args.batch, "params": sum(p.numel() for p in model.parameters())}
+    with torch.inference_mode():
+        ref_cpu = model(x)[0].float()
+        row["cpu_fp32_images_per_s"] = _throughput(model, x, args.cpu_embed_batches, None)
+        model.to(dev)
+        xd = x.to(dev)
+        fp32 = model(xd)[0].float()
+        row["device_fp32_images_per_s"] = _throughput(model, xd, args.embed_batches, None)
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            amp = model(xd)[0].float()
+        row["device_bf16_images_per_s"] = _throughput(model, xd, args.embed_batches, torch.bfloat16)
+    scale = float(fp32.abs().max())
+    row["max_abs_delta_amp_vs_fp32"] = float((amp - fp32).abs().max())
+    row["max_rel_delta_amp_vs_fp32"] = row["max_abs_delta_amp_vs_fp32"] / max(scale, 1e-12)
+    row["min_cosine_amp_vs_fp32"] = float(torch.nn.functional.cosine_similarity(amp, fp32).min())
+    row["max_abs_delta_device_vs_cpu_fp32"] = float((fp32.cpu() - ref_cpu).abs().max())
+    row["speedup_bf16_vs_cpu"] = round(
+        row["device_bf16_images_per_s"] / max(row["cpu_fp32_images_per_s"], 1e-9), 2
+    )
+    rep.put("embed", arch, row)
+    del model
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _throughput(model, x, batches: int, amp_dtype) -> float:
@@ -306,25 +322,31 @@ def part_evaluate(rep: _Report, args) -> None:
         if rep.left() < 30:
             rep.put("evaluate", f"n={n}", {"skipped": "out of time budget"})
             continue
-        x, y = synthetic(n, args.dim, seed=2)
-        kw = dict(exclude=exclude, n_boot=args.n_boot, seed=0)
-        row: dict = {"n": n, "dim": args.dim, "n_boot": args.n_boot}
-        runs = {}
-        params = inspect.signature(evaluate).parameters
-        torch_kw = {"knn_backend": "torch"} if "knn_backend" in params else {}
-        sides = (("device", args.device, torch_kw), ("cpu", "cpu", {}))  # CPU: its default
-        for side, dev, extra in sides:
-            res, sec = _timed(evaluate, x, y, device=dev, **kw, **extra)
-            runs[side] = res
-            row[f"{side}_s"] = sec
-            row[f"{side}_timings_s"] = res.get("timings_s")
-            row[f"{side}_knn"] = res.get("knn")
-            rep.put("evaluate", f"n={n}", row)
-        leaves, worst, bad = compare_leaves(runs["device"], runs["cpu"], args.tol)
-        row.update(numeric_leaves=leaves, max_abs_delta=worst, differing=bad[:20])
-        row["equal"] = not bad
-        row["speedup"] = round(row["cpu_s"] / max(row["device_s"], 1e-9), 2)
+        _guarded(rep, "evaluate", f"n={n}", _evaluate_n, rep, args, n, exclude)
+
+
+def _evaluate_n(rep: _Report, args, n: int, exclude) -> None:
+    from ferembed.metrics.evaluate import evaluate
+
+    x, y = synthetic(n, args.dim, seed=2)
+    kw = dict(exclude=exclude, n_boot=args.n_boot, seed=0)
+    row: dict = {"n": n, "dim": args.dim, "n_boot": args.n_boot}
+    runs = {}
+    params = inspect.signature(evaluate).parameters
+    torch_kw = {"knn_backend": "torch"} if "knn_backend" in params else {}
+    sides = (("device", args.device, torch_kw), ("cpu", "cpu", {}))  # CPU: its default
+    for side, dev, extra in sides:
+        res, sec = _timed(evaluate, x, y, device=dev, **kw, **extra)
+        runs[side] = res
+        row[f"{side}_s"] = sec
+        row[f"{side}_timings_s"] = res.get("timings_s")
+        row[f"{side}_knn"] = res.get("knn")
         rep.put("evaluate", f"n={n}", row)
+    leaves, worst, bad = compare_leaves(runs["device"], runs["cpu"], args.tol)
+    row.update(numeric_leaves=leaves, max_abs_delta=worst, differing=bad[:20])
+    row["equal"] = not bad
+    row["speedup"] = round(row["cpu_s"] / max(row["device_s"], 1e-9), 2)
+    rep.put("evaluate", f"n={n}", row)
 
 
 def markdown(doc: dict) -> str:
@@ -358,7 +380,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--archs", nargs="+", default=["vgg_small", "vgg", "resnet18"])
     ap.add_argument("--batch", type=int, default=256, help="embedding batch")
     ap.add_argument("--embed-batches", type=int, default=50, help="timed device batches")
-    ap.add_argument("--cpu-embed-batches", type=int, default=5, help="timed CPU batches")
+    ap.add_argument("--cpu-embed-batches", type=int, default=2, help="timed CPU batches")
     ap.add_argument("--eval-n", type=int, default=1_000_000, help="evaluate rows (large)")
     ap.add_argument("--eval-small-n", type=int, default=200_000, help="evaluate rows (first)")
     ap.add_argument("--n-boot", type=int, default=200, help="evaluate's bootstrap resamples")

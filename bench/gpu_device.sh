@@ -26,9 +26,14 @@ set -u
 CALL=${1:?usage: gpu_device.sh prep|1|2 [SECONDS]}
 TOTAL=${2:-540}
 PY=${PY:-python3}
-FER=/tmp/fer
-SITE=/tmp/site
+FER=${FER:-/tmp/fer}      # the unpacked dataset (survives between the calls while warm)
+SITE=${SITE:-/tmp/site}   # the carried wheels, installed
+LBW=${LBW:-/tmp/lb}       # long_budget's training folders
+LBO=${LBO:-/tmp/lb_out}   # its copied checkpoints and tars
 OUT=${OUT:-/tmp/gpu_out}
+DEVICE=${DEVICE:-cuda}   # DEVICE=cpu GC_ARGS=--smoke LB_ARGS="--smoke --only softmax": a CPU rehearsal
+GC_ARGS=${GC_ARGS:-}
+LB_ARGS=${LB_ARGS:-}
 
 if [ "$CALL" = prep ]; then
     ROOT=${ROOT:-../shared/datasets/fer2013}
@@ -71,26 +76,26 @@ if ! "$PY" -m pip install -q --no-index --no-deps --target "$SITE" .whl/*.whl >>
     say "pip failed; unzipping the wheels instead"
     for w in .whl/*.whl; do "$PY" -m zipfile -e "$w" "$SITE" >>"$LOG" 2>&1; done
 fi
-export PYTHONPATH="$SITE"
+export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 LB=""
 if "$PY" scripts/_gpu_pack.py complete --dest "$FER" >>"$LOG" 2>&1; then
     say "data complete: starting long_budget (deadline $((TOTAL - 100)) s)"
     export GPU_CHECK_CONCURRENT=long_budget
-    timeout $((TOTAL - 25)) "$PY" scripts/long_budget.py --root "$FER" --work /tmp/lb \
-        --out /tmp/lb_out --device cuda --deadline-s $((TOTAL - 100)) --resume \
+    timeout $((TOTAL - 25)) "$PY" scripts/long_budget.py --root "$FER" --work "$LBW" \
+        --out "$LBO" --device "$DEVICE" --deadline-s $((TOTAL - 100)) --resume $LB_ARGS \
         >"$OUT/long_budget.txt" 2>&1 &
     LB=$!
 else
     say "data part A missing (fresh machine: call 1's files are gone): training skipped"
 fi
 say "gpu_check (budget $((TOTAL - 150)) s)"
-timeout $((TOTAL - 40)) "$PY" bench/gpu_check.py --out "$OUT/gpu_check.json" \
-    --budget-s $((TOTAL - 150)) >"$OUT/gpu_check.txt" 2>&1
+timeout $((TOTAL - 40)) "$PY" bench/gpu_check.py --out "$OUT/gpu_check.json" --device "$DEVICE" \
+    --budget-s $((TOTAL - 150)) $GC_ARGS >"$OUT/gpu_check.txt" 2>&1
 say "gpu_check exit $?"
 if [ -n "$LB" ]; then
     wait "$LB"
     say "long_budget exit $?"
-    cp /tmp/lb_out/*.tar /tmp/lb_out/long_budget.json "$OUT"/ 2>>"$LOG"
+    cp "$LBO"/*.tar "$LBO"/long_budget.json "$OUT"/ 2>>"$LOG"
 fi
 ls -la "$OUT" >>"$LOG"
 say "done"

@@ -111,8 +111,9 @@ def test_embed_and_evaluate_parts_on_a_cpu_stand_in(tmp_path, monkeypatch):
         return real(x, y, **kw)
 
     monkeypatch.setattr(ev, "evaluate", with_device)
-    doc = _run(tmp_path, "--parts", "embed", "evaluate", "--archs", "vgg_small", "--eval-n", "2000",
-               "--eval-small-n", "2000")  # fmt: skip
+    sizes = ["--eval-n", "2000", "--eval-small-n", "2000"]
+    doc = _run(tmp_path, "--parts", "embed", "evaluate", "--archs", "no_such", "vgg_small", *sizes)
+    assert "no_such" in doc["parts"]["embed"]["no_such"]["error"]  # and the next arch still ran
     emb = doc["parts"]["embed"]["vgg_small"]
     assert emb["device_fp32_images_per_s"] > 0 and emb["device_bf16_images_per_s"] > 0
     assert emb["max_abs_delta_device_vs_cpu_fp32"] == 0.0  # the same CPU: the same numbers
