@@ -119,7 +119,7 @@ def _history(run_dir: Path) -> list[dict]:
         return []
 
 
-def summarize(spec: _Spec, run_dir: Path, status: str, wall: float) -> dict:
+def summarize_run(spec: _Spec, run_dir: Path, status: str, wall: float) -> dict:
     """Per run: status, epochs done, best validation scores, seconds per epoch."""
     rows = _history(run_dir)
     best = max(rows, key=lambda r: r.get("val_mean_class_acc") or -1, default={})
@@ -166,7 +166,9 @@ def _checkpoint_dir(run_dir: Path) -> Path | None:
     return None
 
 
-def collect(spec: _Spec, run_dir: Path, out: Path, cfg: Path, summary: dict) -> list[Path]:
+def collect_run_outputs(
+    spec: _Spec, run_dir: Path, out: Path, cfg: Path, summary: dict
+) -> list[Path]:
     """Copy the run's checkpoints, config, log and summary into ``out/<name>/``."""
     dest = out / spec.name
     dest.mkdir(parents=True, exist_ok=True)
@@ -222,7 +224,7 @@ def tar_outputs(out: Path, names: list[str], max_tars: int, max_mb: float) -> di
     return {"tars": tars, "left_out": left_out}
 
 
-def run_all(args) -> dict:
+def run_long_budget(args) -> dict:
     t0 = time.monotonic()
     work, out = Path(args.work), Path(args.out)
     if work.exists() and any(work.iterdir()) and not args.resume:
@@ -237,8 +239,8 @@ def run_all(args) -> dict:
 
     def finish(spec, proc, status):
         wall = time.monotonic() - proc._t0
-        summary = summarize(spec, work / spec.name, status, wall)
-        collect(spec, work / spec.name, out, cfgs[spec.name], summary)
+        summary = summarize_run(spec, work / spec.name, status, wall)
+        collect_run_outputs(spec, work / spec.name, out, cfgs[spec.name], summary)
         results[spec.name] = summary
         _write_summary(out, results, t0, args)
         print(
@@ -294,7 +296,7 @@ def _write_summary(out: Path, results: dict, t0: float, args, packed: dict | Non
     return doc
 
 
-def markdown(doc: dict) -> str:
+def _markdown(doc: dict) -> str:
     lines = [
         "| run | group | status | epochs | s/epoch (median) | best val acc | best val mca |",
         "|---|---|---|---:|---:|---:|---:|",
@@ -391,8 +393,8 @@ def main_long_budget(argv: list[str] | None = None) -> int:
     if args.measure_pipeline:
         print(json.dumps(measure_pipeline(args.root, args.workers, args.probe_batches), indent=2))
         return 0
-    doc = run_all(args)
-    print(markdown(doc))
+    doc = run_long_budget(args)
+    print(_markdown(doc))
     print(json.dumps(doc["tar"], indent=2))
     return 0
 

@@ -88,7 +88,7 @@ def test_scheduler_collects_finished_runs_and_stops_late_ones(tmp_path, monkeypa
         tmp_path, "--groups", "a", "--max-parallel", "2", "--deadline-s", "4",
         "--min-start-s", "0",
     )  # fmt: skip
-    doc = lb.run_all(args)
+    doc = lb.run_long_budget(args)
     runs = {r["name"]: r for r in doc["runs"]}
     assert runs["softmax_e30"]["status"] == "done" and runs["softmax_e30"]["epochs_done"] == 2
     assert runs["softmax_e30"]["best_val_mean_class_acc"] == pytest.approx(0.41)
@@ -104,14 +104,14 @@ def test_scheduler_collects_finished_runs_and_stops_late_ones(tmp_path, monkeypa
     assert "softmax_e30/best.safetensors" in names and "separate_e30/summary.json" in names
     assert json.loads((out / "long_budget.json").read_text())["runs"] == doc["runs"]
     with pytest.raises(SystemExit, match="--resume"):  # the work folder is kept for a resume
-        lb.run_all(args)
+        lb.run_long_budget(args)
 
 
 def test_a_failed_run_keeps_its_log_tail(tmp_path, monkeypatch):
     _fake_launch(monkeypatch, {})
     args = _args(tmp_path, "--only", "softmax", "--deadline-s", "30", "--min-start-s", "0")
     monkeypatch.setattr(lb, "plan_runs", lambda *a: [lb._Spec("fail_run", "a", "softmax")])
-    doc = lb.run_all(args)
+    doc = lb.run_long_budget(args)
     (run,) = doc["runs"]
     assert run["status"] == "failed (3)" and "log_tail" in run
 
