@@ -179,6 +179,9 @@ def collect_run_outputs(
             if (src / f"{stem}{suffix}").is_file():
                 shutil.copy2(src / f"{stem}{suffix}", dest / f"{stem}{suffix}")
                 copied.append(dest / f"{stem}{suffix}")
+    state = run_dir / "train_state.pt"
+    if summary.get("status") != "done" and state.is_file():  # to resume elsewhere
+        shutil.copy2(state, dest / state.name)
     shutil.copy2(cfg, dest / "config.json")
     for name in ("log.csv", "pseudo_labels.json"):
         if (run_dir / name).is_file():
@@ -190,15 +193,17 @@ def collect_run_outputs(
 def tar_outputs(out: Path, names: list[str], max_tars: int, max_mb: float) -> dict:
     """Tar ``out/<name>/`` folders (priority order) into <= ``max_tars`` files <= ``max_mb`` MB.
 
-    Everything small goes first; then per run ``best`` and then ``last`` weights while they fit.
+    Everything small goes first; then, while they fit and in run priority, every ``best``
+    weights, the training states of unfinished runs, and the ``last`` weights.
     Returns ``{"tars": [...], "left_out": [...]}``.
     """
     limit = max_mb * 1e6 - 64 * 1024  # headroom for tar headers
     small, weights = [], []
     for name in names:
         for p in sorted((out / name).glob("*")):
-            (weights if p.suffix == ".safetensors" else small).append(p)
-    weights.sort(key=lambda p: (p.stem != "best", names.index(p.parent.name)))
+            (weights if p.suffix in (".safetensors", ".pt") else small).append(p)
+    rank = {"best": 0, "train_state": 1, "last": 2}
+    weights.sort(key=lambda p: (rank.get(p.stem, 3), names.index(p.parent.name)))
     bins: list[list[Path]] = [[]]
     sizes = [0.0]
     left_out = []

@@ -26,6 +26,7 @@ for e in range(epochs):
     for stem in ("best", "last"):
         (out / f"{stem}.safetensors").write_bytes(b"w" * size)
         (out / f"{stem}.json").write_text("{}")
+    (out / "train_state.pt").write_bytes(b"s" * size)
     rows = [{"epoch": i + 1, "val_acc": 0.5, "val_mean_class_acc": 0.4 + i / 100,
              "epoch_time_s": pause} for i in range(e + 1)]
     (out / "log.json").write_text(json.dumps(rows))
@@ -102,6 +103,8 @@ def test_scheduler_collects_finished_runs_and_stops_late_ones(tmp_path, monkeypa
     with tarfile.open(out / tar["file"]) as t:
         names = set(t.getnames())
     assert "softmax_e30/best.safetensors" in names and "separate_e30/summary.json" in names
+    # The unfinished run brings its training state back (to resume elsewhere); a done one not.
+    assert "separate_e30/train_state.pt" in names and "softmax_e30/train_state.pt" not in names
     assert json.loads((out / "long_budget.json").read_text())["runs"] == doc["runs"]
     with pytest.raises(SystemExit, match="--resume"):  # the work folder is kept for a resume
         lb.run_long_budget(args)
@@ -123,9 +126,10 @@ def test_tars_respect_their_count_and_size_in_priority_order(tmp_path):
         (out / name).mkdir(parents=True)
         (out / name / "summary.json").write_text("{}")
         for stem in ("best", "last"):
-            (out / name / f"{stem}.safetensors").write_bytes(b"w" * 60_000)
-    packed = lb.tar_outputs(out, names, max_tars=2, max_mb=0.2)  # 2 x (200 kB - headroom)
+            (out / name / f"{stem}.safetensors").write_bytes(b"w" * 50_000)
+    (out / "r3" / "train_state.pt").write_bytes(b"s" * 50_000)
+    packed = lb.tar_outputs(out, names, max_tars=2, max_mb=0.25)  # 2 x (250 kB - headroom)
     sizes = [(out / t["file"]).stat().st_size for t in packed["tars"]]
-    assert len(sizes) == 2 and all(s <= 200_000 for s in sizes)
-    # Summaries first, then every best, then the last weights while they fit.
-    assert set(packed["left_out"]) == {"r2/last.safetensors", "r3/last.safetensors"}
+    assert len(sizes) == 2 and all(s <= 250_000 for s in sizes)
+    # Summaries first, then every best, the unfinished run's state, the last weights that fit.
+    assert packed["left_out"] == ["r3/last.safetensors"]
