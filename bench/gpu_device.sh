@@ -18,6 +18,11 @@
 #       to $OUT (7 files). When part A is missing (a fresh machine: call 1's files are gone) it
 #       says so, skips the training and still runs gpu_check.
 # The second argument of call 2 is its seconds (default 540); keep timeout_s ~30 s above it.
+# Before call 2, `status` gives budget_left_s: use SECONDS = min(540, budget_left_s - 60).
+# Afterwards, here: tar xf long_budget_*.tar (per run: best/last .safetensors + sidecar .json,
+# config.json, log.csv, summary.json; unfinished runs also train_state.pt: resume them here with
+# `ln -s $PWD/../shared/datasets/fer2013 /tmp/fer` and `ferembed train --config
+# RUN/config.json --out RUN --resume`, the config's root being /tmp/fer).
 # Carry per call: the repository (~32.4 MB tracked) + ~25.4 MB (part A) or ~25.4 MB + 0.2 MB
 # (part B + wheels), each under 64 MiB. FAISS is not carried (faiss-cpu is 18.8 MB, faiss-gpu
 # ~135 MB): evaluate's clustering group is skipped on the device and the pseudo-label loop's
