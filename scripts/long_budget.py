@@ -239,7 +239,7 @@ def run_long_budget(args) -> dict:
     specs = plan_runs(args.epochs, args.round0_epochs, args.rounds, args.round_epochs, args.groups)
     if args.only:
         specs = [s for s in specs if s.name in args.only or s.base in args.only]
-    pending, running, results = list(specs), {}, {}
+    pending, running, results, gate = list(specs), {}, {}, {}
     cfgs = {s.name: write_run_config(s, args, work) for s in specs}
 
     def finish(spec, proc, status):
@@ -261,6 +261,8 @@ def run_long_budget(args) -> dict:
         while pending and len(running) < args.max_parallel:
             if elapsed > args.deadline_s - args.min_start_s:
                 break  # too late for a new run to finish anything worth keeping
+            if pending[0].group == "b" and not _room_for_more(work, running, args, elapsed, gate):
+                break  # group a first: another process must not make it miss the deadline
             spec = pending.pop(0)
             proc = _launch(spec, cfgs[spec.name], work, args.threads)
             proc._t0 = time.monotonic()  # type: ignore[attr-defined]
@@ -285,6 +287,37 @@ def run_long_budget(args) -> dict:
         out, [s.name for s in specs if s.name in results], args.max_tars, args.tar_mb
     )
     return _write_summary(out, results, t0, args, packed)
+
+
+def _room_for_more(work: Path, running: dict, args, elapsed: float, gate: dict) -> bool:
+    """Whether one more process still lets every running group-a run finish before the deadline.
+
+    Projection per group-a run: epochs left x its recent epoch time x 1.15 (validation) x
+    (processes + 1) / processes (the GPU shared by one more). Each launch waits until every
+    group-a run has logged one more epoch (re-measured under the new load). ``--no-adaptive``:
+    always.
+    """
+    if not args.adaptive:
+        return True
+    firsts = [spec for spec, _ in running.values() if spec.group == "a"]
+    if not firsts:
+        return True
+    logs = {spec.name: _history(work / spec.name) for spec in firsts}
+    if not all(logs.values()):
+        return False  # not measured yet
+    done = sum(len(rows) for rows in logs.values())
+    if done < gate.get("epochs", 0) + len(firsts):
+        return False
+    n, worst = len(running), 0.0
+    for spec in firsts:
+        rows = logs[spec.name]
+        epochs = json.loads((work / "configs" / f"{spec.name}.json").read_text())["epochs"]
+        t_epoch = _median([r.get("epoch_time_s") for r in rows[-2:]]) or 0.0
+        worst = max(worst, (epochs - len(rows)) * t_epoch * 1.15 * (n + 1) / n)
+    if elapsed + worst > args.deadline_s - 20:
+        return False
+    gate["epochs"] = done
+    return True
 
 
 def _write_summary(out: Path, results: dict, t0: float, args, packed: dict | None = None) -> dict:
@@ -381,6 +414,12 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-tars", type=int, default=2, help="tar files at most")
     ap.add_argument("--tar-mb", type=float, default=15.0, help="MB per tar at most")
     ap.add_argument("--resume", action="store_true", help="continue the runs in --work")
+    ap.add_argument(
+        "--no-adaptive",
+        dest="adaptive",
+        action="store_false",
+        help="start group b at once (default: only while group a stays on time)",
+    )
     ap.add_argument("--smoke", action="store_true", help="1 epoch on a few samples (CPU check)")
     ap.add_argument("--smoke-samples", type=int, default=600, help="train samples with --smoke")
     ap.add_argument(

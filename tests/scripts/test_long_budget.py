@@ -34,11 +34,16 @@ sys.exit(3 if "fail" in cfg["out"] else 0)
 """
 
 
-def _args(tmp_path, *extra):
+def _argv(tmp_path):
     root = tmp_path / "fer"
     (root / "train").mkdir(parents=True, exist_ok=True)
-    argv = ["--root", str(root), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
-    return lb._parser().parse_args([*argv, "--device", "cpu", "--poll-s", "0.05", *extra])
+    return ["--root", str(root), "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")]
+
+
+def _args(tmp_path, *extra):
+    return lb._parser().parse_args(
+        [*_argv(tmp_path), "--device", "cpu", "--poll-s", "0.05", *extra]
+    )
 
 
 def test_plan_is_in_priority_order_and_the_control_differs_only_by_the_flag():
@@ -133,3 +138,26 @@ def test_tars_respect_their_count_and_size_in_priority_order(tmp_path):
     assert len(sizes) == 2 and all(s <= 250_000 for s in sizes)
     # Summaries first, then every best, the unfinished run's state, the last weights that fit.
     assert packed["left_out"] == ["r3/last.safetensors"]
+
+
+def test_group_b_waits_while_group_a_would_miss_the_deadline(tmp_path):
+    args = _args(tmp_path, "--deadline-s", "100")
+    work = tmp_path / "work"
+    a = lb.plan_runs(30, 20, 2, 5, "a")[0]
+    lb.write_run_config(a, args, work)
+    running, gate = {a.name: (a, None)}, {}
+
+    def log(epochs, t_epoch):
+        (work / a.name).mkdir(parents=True, exist_ok=True)
+        rows = [{"epoch": i + 1, "epoch_time_s": t_epoch} for i in range(epochs)]
+        (work / a.name / "log.json").write_text(json.dumps(rows))
+
+    assert lb._room_for_more(work, {}, args, 0, gate)  # no group-a run: nothing to protect
+    assert not lb._room_for_more(work, running, args, 0, gate)  # not measured yet
+    log(2, 1.0)  # 28 epochs left x 1 s x 1.15 x 2 = 64 s: fits in 100 - 20 s
+    assert lb._room_for_more(work, running, args, 10, gate)
+    assert not lb._room_for_more(work, running, args, 10, gate)  # re-measure first
+    log(3, 1.0)
+    assert not lb._room_for_more(work, running, args, 30, gate)  # 30 + 62 s > 80 s
+    assert lb._room_for_more(work, running, lb._parser().parse_args(
+        [*_argv(tmp_path), "--no-adaptive"]), 30, gate)  # fmt: skip
