@@ -77,6 +77,7 @@ def environment(device: str) -> dict:
         "numpy": np.__version__,
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "device": device,
         "cuda": torch.cuda.is_available(),
         "load_avg": os.getloadavg(),

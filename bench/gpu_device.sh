@@ -93,8 +93,10 @@ if "$PY" scripts/_gpu_pack.py complete --dest "$FER" >>"$LOG" 2>&1; then
 else
     say "data part A missing (fresh machine: call 1's files are gone): training skipped"
 fi
-say "gpu_check (budget $((TOTAL - 150)) s)"
-timeout $((TOTAL - 40)) "$PY" bench/gpu_check.py --out "$OUT/gpu_check.json" --device "$DEVICE" \
+# Beside the training processes (1 CPU thread each) the CPU baselines get GC_THREADS threads.
+GC_THREADS=${GC_THREADS:-$([ -n "$LB" ] && echo 8 || nproc)}
+say "gpu_check (budget $((TOTAL - 150)) s, $GC_THREADS CPU threads)"
+OMP_NUM_THREADS=$GC_THREADS timeout $((TOTAL - 40)) "$PY" bench/gpu_check.py --out "$OUT/gpu_check.json" --device "$DEVICE" \
     --budget-s $((TOTAL - 150)) $GC_ARGS >"$OUT/gpu_check.txt" 2>&1
 say "gpu_check exit $?"
 if [ -n "$LB" ]; then
