@@ -14,7 +14,6 @@ from __future__ import annotations
 import numpy as np
 from sklearn import metrics as skm
 
-from ferembed.index.kmeans import kmeans
 from ferembed.metrics._validation import check_distance, check_embeddings
 
 __all__ = ["ami", "ari", "clustering_scores", "compute_clusters", "nmi", "purity"]
@@ -62,6 +61,8 @@ def compute_clusters(x: np.ndarray, num_clusters: int, **options) -> np.ndarray:
     Keyword options (``distance``, ``seed``, ``niter``, ``max_train``, ...) as in
     :func:`ferembed.index.kmeans`.
     """
+    from ferembed.index.kmeans import kmeans  # FAISS only when clustering runs
+
     return kmeans(x, num_clusters, **options).assignments
 
 
@@ -96,6 +97,8 @@ def clustering_scores(
     k = int(np.unique(y).size)
     out: dict = {"k": k, "seed": int(seed)}
     if clusters is None:
+        from ferembed.index.kmeans import kmeans  # FAISS only when clustering runs
+
         km = kmeans(x, k, distance=distance, seed=seed, niter=niter, max_train=max_train)
         clusters, out["n_train"] = km.assignments, km.n_train
     else:

@@ -90,6 +90,7 @@ class TrainConfig:
     pseudo_loss_params: dict = field(default_factory=dict)  # its hyper-parameters
     pseudo_lr: float | None = None  # fine-tuning learning rate (None: lr / 10)
     pseudo_kmeans_iters: int = 20  # FAISS k-means iterations per round
+    pseudo_control: bool = False  # control: rounds fine-tune on the labelled part alone
 
     # ------------------------------------------------------------------------------------------
 

@@ -23,6 +23,15 @@ published, so this is our reading, run on one dataset:
 
    Pseudo-labels are recomputed from scratch each round (DeepCluster-style), not accumulated.
 
+**Control** (``pseudo_control=True``): the same loop without the pool. Round 0 is the same
+training on the labelled part (same seed), and each round r fine-tunes on the labelled part
+alone, with the same loss, epochs and learning rate as a pseudo-label round. Comparing a run with
+its control isolates what the pseudo-labelled samples add: the control has seen the labelled
+images for exactly as many epochs.
+
+K-means runs in FAISS; where FAISS is not installed, scikit-learn's Lloyd k-means from the same
+initial centroids (``tol=0``, the same iterations) stands in, and the record says which ran.
+
 Per round ``out/pseudo_labels.json`` records the pool size, the number kept, pseudo-label
 accuracy against the hidden truth (over the kept samples, over the whole pool, and per class) and
 validation accuracy. Each round trains in ``out/round_<r>/`` (its own log and checkpoints);
@@ -118,13 +127,15 @@ def cluster_pool(
         ``(assign (P,) int64, d1 (P,) float32, d2 (P,) float32)``: nearest final centroid and the
         squared L2 distances to the nearest and second-nearest centroids.
     """
-    import faiss
-
     x = np.ascontiguousarray(embeddings, dtype=np.float32)
     init = np.ascontiguousarray(init_centroids, dtype=np.float32)
     k, d = init.shape
     if x.shape[0] < k:
         raise ValueError(f"the pool has {x.shape[0]} samples, fewer than the {k} clusters")
+    if _kmeans_backend() != "faiss":
+        return _cluster_pool_sklearn(x, init, niter=niter, seed=seed)
+    import faiss
+
     km = faiss.Kmeans(
         d,
         k,
@@ -138,6 +149,31 @@ def cluster_pool(
     dist, idx = km.index.search(x, min(2, k))
     d2 = dist[:, 1] if k > 1 else np.full(len(x), np.inf, np.float32)
     return idx[:, 0].astype(np.int64), dist[:, 0].astype(np.float32), d2.astype(np.float32)
+
+
+def _kmeans_backend() -> str:
+    """``"faiss"`` when FAISS imports, else ``"scikit-learn"``."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return "scikit-learn"
+    return "faiss"
+
+
+def _cluster_pool_sklearn(
+    x: np.ndarray, init: np.ndarray, *, niter: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`cluster_pool` without FAISS: scikit-learn's Lloyd iterations from ``init``."""
+    from sklearn.cluster import KMeans
+
+    k = init.shape[0]
+    km = KMeans(k, init=init, n_init=1, max_iter=int(niter), tol=0.0, random_state=int(seed))
+    dist = km.fit(x).transform(x).astype(np.float32) ** 2
+    order = np.argsort(dist, axis=1, kind="stable")
+    rows = np.arange(len(x))
+    d1 = dist[rows, order[:, 0]]
+    d2 = dist[rows, order[:, 1]] if k > 1 else np.full(len(x), np.inf, np.float32)
+    return order[:, 0].astype(np.int64), d1, d2.astype(np.float32)
 
 
 def select_confident(
@@ -305,6 +341,8 @@ def train_pseudo_label(
             "hidden_label_fraction": config.hidden_label_fraction,
             "keep_fraction": config.pseudo_keep_fraction,
             "selection": config.pseudo_selection,
+            "control": config.pseudo_control,
+            "kmeans": None if config.pseudo_control else _kmeans_backend(),
             "n_train": len(train_ds),
             "n_labelled": int(len(labelled_idx)),
             "n_pool": int(len(hidden_idx)),
@@ -335,25 +373,28 @@ def train_pseudo_label(
             labelled_ds, preload=config.preload, num_workers=config.num_workers
         )
         for r in range(1, config.pseudo_rounds + 1):
-            emb_l, _ = embed_batches(model, labelled_data, device, config.eval_batch_size)
-            emb_p, _ = embed_batches(model, pool_data, device, config.eval_batch_size)
-            centroids = class_means(emb_l, labelled_labels, num_classes)
-            assign, d1, d2 = cluster_pool(
-                emb_p, centroids, niter=config.pseudo_kmeans_iters, seed=config.seed + r
-            )
-            keep = select_confident(
-                assign,
-                d1,
-                d2,
-                keep_fraction=config.pseudo_keep_fraction,
-                selection=config.pseudo_selection,
-            )
-            stats = pseudo_label_stats(assign, keep, hidden_truth, class_names)
-            view = SubsetDataset(
-                train_ds,
-                np.concatenate([labelled_idx, hidden_idx[keep]]),
-                labels=np.concatenate([labelled_labels, assign[keep]]),
-            )
+            if config.pseudo_control:  # the labelled part alone: no pool, no pseudo-labels
+                view, stats, keep = labelled_ds, {}, None
+            else:
+                emb_l, _ = embed_batches(model, labelled_data, device, config.eval_batch_size)
+                emb_p, _ = embed_batches(model, pool_data, device, config.eval_batch_size)
+                centroids = class_means(emb_l, labelled_labels, num_classes)
+                assign, d1, d2 = cluster_pool(
+                    emb_p, centroids, niter=config.pseudo_kmeans_iters, seed=config.seed + r
+                )
+                keep = select_confident(
+                    assign,
+                    d1,
+                    d2,
+                    keep_fraction=config.pseudo_keep_fraction,
+                    selection=config.pseudo_selection,
+                )
+                stats = pseudo_label_stats(assign, keep, hidden_truth, class_names)
+                view = SubsetDataset(
+                    train_ds,
+                    np.concatenate([labelled_idx, hidden_idx[keep]]),
+                    labels=np.concatenate([labelled_labels, assign[keep]]),
+                )
             if ft_loss is None:
                 ft_loss = build_loss(
                     config.pseudo_loss,
@@ -378,7 +419,8 @@ def train_pseudo_label(
             record["rounds"].append(
                 {"round": r, "n_trained": len(view), **stats, **_val_summary(res)}
             )
-            record["pseudo_labels"] = np.where(keep, assign, -1).tolist()
+            if keep is not None:
+                record["pseudo_labels"] = np.where(keep, assign, -1).tolist()
             _save_record(out, record, results)
 
     best = _pick_best(results)
