@@ -142,6 +142,16 @@ def write_card(
     return row
 
 
+def _description(name: str, sidecar: dict) -> str:
+    """The method's description, unless the checkpoint's loss settings differ from the recipe it
+    states (a checkpoint trained before the recipe changed): then the loss row says what ran."""
+    recipe = (METHODS.get(name) or {}).get("loss_params") or {}
+    params = (sidecar.get("loss") or {}).get("params") or {}
+    if any(params.get(k) != v for k, v in recipe.items()):
+        return f"`{name}` trained before the zoo's current recipe: its loss settings are below."
+    return DESCRIPTIONS.get(name, name)
+
+
 def _card(
     name: str,
     folder: Path,
@@ -210,7 +220,7 @@ def _card(
     lines = [
         f"# {dataset} / {name}",
         "",
-        DESCRIPTIONS.get(name, name),
+        _description(name, sidecar),
         "",
         "| | |",
         "|---|---|",
