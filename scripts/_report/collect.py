@@ -180,6 +180,7 @@ def _long(study) -> dict[str, Any] | None:
             "wall_time_s": side.get("wall_time_s"),
             "device": side.get("device"),
             "pseudo": {k: train[k] for k in PSEUDO_CONFIG_KEYS if k in train} or None,
+            "init_checkpoint": train.get("init_checkpoint"),
             "n": met["n"],
             **{k: met.get(k) for k in FER_KEYS},
             "ci": {k: met.get("ci", {}).get(k) for k in FER_KEYS},

@@ -31,6 +31,18 @@ def _vs_softmax(res: dict, m: str) -> str:
     )
 
 
+def _initialised(runs: dict) -> str:
+    """The sentence naming the runs whose recipe starts from another checkpoint."""
+    init = {m: r["init_checkpoint"] for m, r in runs.items() if r.get("init_checkpoint")}
+    if not init:
+        return ""
+    names = ", ".join(f"{m} (from `{p}`)" for m, p in sorted(init.items()))
+    return (
+        f" Initialised from a checkpoint by their recipe, so their epochs come on top of that "
+        f"checkpoint's: {names}."
+    )
+
+
 def long_section(res: dict, figs: dict, L: list[str]) -> None:
     lg = res.get("long")
     if not lg:
@@ -44,8 +56,10 @@ def long_section(res: dict, figs: dict, L: list[str]) -> None:
         "The 4-epoch differences above might not survive training nearer convergence. These "
         "checkpoints (`checkpoints/fer2013-long`, each with its card and the command that made it) "
         "were trained with the shipped recipe of each loss and only the number of epochs changed "
-        f"(device: {', '.join(devices)}; `scripts/long_budget.py`). The best epoch by validation "
-        "mean class accuracy is kept, as for the shipped ones. Δ columns are paired against the "
+        f"(device: {', '.join(devices)}). The best epoch by validation "
+        "mean class accuracy is kept, as for the shipped ones."
+        + _initialised(runs)
+        + " Δ columns are paired against the "
         "longer-budget softmax on the same test faces "
         f"({level}% bootstrap intervals; * when the interval excludes 0); the McNemar "
         "p-values are Holm-adjusted over the losses of this "
