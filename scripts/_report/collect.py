@@ -142,6 +142,7 @@ def _fer_entry(study, m: str, met: dict, description: str) -> dict[str, Any]:
         "arch": side.get("arch"),
         "params": side.get("num_params"),
         "epochs": train.get("epochs"),
+        "init_checkpoint": train.get("init_checkpoint"),
         "best_epoch": sm.get("best_epoch"),
         "val_mean_class_acc": sm.get("val_mean_class_acc"),
         "val_acc": sm.get("val_acc"),

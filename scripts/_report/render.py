@@ -94,13 +94,16 @@ def _setup(res: dict, figs: dict, L: list[str]) -> None:
             f"({number(setup['train_hours_total'], '.1f')} h for all ten; the machine was shared "
             f"with other jobs, so wall times vary with load)."
         )
+        _initialised(res, L)
         L.append(f"* **Shipped checkpoints**: `{res.get('zoo_command') or 'ferembed zoo ...'}`")
     boot = facts["bootstrap"]
     L.append(
-        f"* Intervals are {pct_text(boot['confidence'], '.0f')}% percentile bootstrap intervals "
-        f"over test faces (class-stratified, {number(boot['resamples'], ',.0f')} resamples; for "
-        "compactness, separation and Fisher the class centroids are recomputed in every "
-        "resample). `*` marks a paired difference whose interval excludes 0."
+        f"* Intervals are {pct_text(boot['confidence'], '.0f')}% bootstrap intervals over test "
+        f"faces (class-stratified, {number(boot['resamples'], ',.0f')} resamples): percentile for "
+        "means of per-sample values (accuracy, P@1, MAP@R), recentred on the estimate for "
+        "compactness, separation and Fisher, whose class centroids are recomputed in every "
+        "resample (docs/metrics.md, *Bootstrap intervals*). `*` marks a paired difference whose "
+        "interval excludes 0."
     )
     L += [
         "* Compactness is the mean cosine distance of a face's embedding to its class centroid "
@@ -111,6 +114,23 @@ def _setup(res: dict, figs: dict, L: list[str]) -> None:
         "alongside on detached embeddings: it reads the embedding without shaping it).",
         "",
     ]
+
+
+def _initialised(res: dict, L: list[str]) -> None:
+    """The setup's line on the losses whose recipe starts from another checkpoint."""
+    init = {m: v["init_checkpoint"] for m, v in res["fer2013"].items() if v.get("init_checkpoint")}
+    if not init:
+        return
+    d = res["facts"]["metric_loss_defaults"]
+    names = ", ".join(sorted(init))
+    src = ", ".join(f"`{p}`" for p in sorted(set(init.values())))
+    L.append(
+        f"* **Initialised from a checkpoint**: {names} start from {src} (their recipe, on their "
+        "model cards), so their epochs come on top of that checkpoint's. Trained from scratch "
+        f"with ferembed's earlier defaults (triplet: batch-hard mining, margin "
+        f"{d['triplet_margin']}; ArcFace: margin {d['arcface_margin']} rad, scale "
+        f"{d['arcface_scale']}) both collapsed on FER2013 to chance-level separation."
+    )
 
 
 def _column_title(key: str, title: str, arrow: bool) -> str:
