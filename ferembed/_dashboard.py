@@ -38,6 +38,11 @@ def command(runs_root: str | os.PathLike, *, port: int = 8501, headless: bool = 
         "minimal",
         "--server.fileWatcherType",
         "none",
+        # Streamlit forces a full gc.collect(2) after every script run; with runs, figures and
+        # torch in memory that is most of a cached page switch (bench/bench_dashboard.py).
+        # Python's own generational collection still runs.
+        "--runner.postScriptGC",
+        "false",
         "--",
         "--runs",
         str(Path(runs_root).expanduser().resolve()),

@@ -306,20 +306,28 @@ def subsample_projection(
     )
 
 
-def procrustes(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Similarity transform mapping ``source`` onto ``target`` in the least-squares sense.
+def procrustes(
+    source: np.ndarray, target: np.ndarray, *, scale: str = "least_squares"
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Similarity transform mapping ``source`` onto ``target``.
 
-    Finds scale ``s``, orthogonal ``R`` (reflections allowed: a mirrored UMAP is as good as the
-    original) and translation ``t`` minimising ``||s * source @ R + t - target||_F``:
-    with centred ``A = source - mean``, ``B = target - mean`` and ``A.T @ B = U S V.T``,
-    ``R = U V.T``, ``s = trace(S) / ||A||^2``, ``t = mean(target) - s * mean(source) @ R``.
+    Finds orthogonal ``R`` (reflections allowed: a mirrored UMAP is as good as the original),
+    scale ``s`` and translation ``t``: with centred ``A = source - mean``, ``B = target - mean``
+    and ``A.T @ B = U S V.T``, ``R = U V.T`` and ``t = mean(target) - s * mean(source) @ R``.
 
     Args:
         source, target: (M, d) paired points.
+        scale: ``"least_squares"``: ``s = trace(S) / ||A||^2``, minimising
+            ``||s * source @ R + t - target||_F`` (a layout that matches the target poorly is
+            shrunk towards its centre, by up to its correlation with the target);
+            ``"spread"``: ``s = ||B|| / ||A||``, so the aligned points keep the target's RMS
+            spread however well they match (for showing layouts side by side).
 
     Returns:
         ``(s, R (d, d), t (d,))``.
     """
+    if scale not in ("least_squares", "spread"):
+        raise ValueError(f"scale must be 'least_squares' or 'spread', not {scale!r}")
     source = np.asarray(source, dtype=np.float64)
     target = np.asarray(target, dtype=np.float64)
     if source.shape != target.shape or source.ndim != 2:
@@ -329,7 +337,12 @@ def procrustes(source: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarra
     u, sv, vt = np.linalg.svd(a.T @ b)
     r = u @ vt
     norm = float((a**2).sum())
-    s = float(sv.sum() / norm) if norm > 0 else 1.0
+    if norm <= 0:
+        s = 1.0
+    elif scale == "spread":
+        s = float(np.sqrt((b**2).sum() / norm))
+    else:
+        s = float(sv.sum() / norm)
     return s, r, mu_t - s * mu_s @ r
 
 
@@ -337,6 +350,11 @@ def align_projections(
     projections: Sequence[Projection], sample_ids: Sequence[Sequence[str]]
 ) -> list[Projection]:
     """Procrustes-align every projection onto the first, pairing points by sample id.
+
+    Rotation/reflection and translation are the least-squares ones; the scale keeps the first
+    run's spread (:func:`procrustes` ``scale="spread"``): UMAP coordinates have no unit, and the
+    least-squares scale would shrink a run whose layout differs from the first's, making its
+    classes look tighter than they are.
 
     Args:
         projections: projections of several runs (same ``dim``).
@@ -362,7 +380,7 @@ def align_projections(
         if common.size < p.dim + 1:
             out.append(p)
             continue
-        s, r, t = procrustes(p.coords[i_p], ref.coords[i_ref])
+        s, r, t = procrustes(p.coords[i_p], ref.coords[i_ref], scale="spread")
         coords = (s * p.coords.astype(np.float64) @ r + t).astype(np.float32)
         out.append(
             Projection(

@@ -8,10 +8,11 @@ longer budget of docs/results.md, trained in the background and resumed from the
         --dataset fer2013 --root ../shared/datasets/fer2013 \\
         softmax=/work/long_budget/softmax triplet=/work/long_budget/triplet ...
 
-Each ``NAME=FOLDER`` copies ``FOLDER/best.{safetensors,json}``, ``FOLDER/config.json`` (its ``root`` set to
-``--root``) and the pseudo-label record (when there is one) to ``OUT/NAME.*``, then writes the card
-(:func:`ferembed.zoo.write_card`: the test split embedded and evaluated afresh). The card's
-command is the one the checkpoint's sidecar recorded (``--command`` overrides it).
+Each ``NAME=FOLDER`` copies ``FOLDER/best.{safetensors,json}``, ``FOLDER/config.json`` (its
+``root`` set to ``--root``) and the pseudo-label record (when there is one) to ``OUT/NAME.*``, then
+writes the card (:func:`ferembed.zoo.write_card`: the test split embedded and evaluated
+afresh). The card's command is the one the checkpoint's sidecar recorded (``--command``
+overrides it).
 """
 
 from __future__ import annotations

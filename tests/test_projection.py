@@ -80,6 +80,25 @@ def test_procrustes_recovers_a_similarity_transform():
     np.testing.assert_allclose(s * src @ r + t, target, atol=1e-10)
 
 
+def test_procrustes_spread_scale_keeps_a_poor_match_at_the_target_size():
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=(400, 2))
+    source = 3.0 * (0.3 * target + rng.normal(size=(400, 2)))  # weakly related, 3x larger
+    s_ls, r, t_ls = P.procrustes(source, target)
+    s_sp, r_sp, t_sp = P.procrustes(source, target, scale="spread")
+    np.testing.assert_allclose(r_sp, r)
+
+    def rms(x):
+        return np.sqrt(((x - x.mean(axis=0)) ** 2).sum(axis=1).mean())
+
+    # by hand: the spread scale is the ratio of RMS radii; least squares shrinks below it
+    assert s_sp == pytest.approx(rms(target) / rms(source))
+    assert rms(s_sp * source @ r_sp + t_sp) == pytest.approx(rms(target))
+    assert rms(s_ls * source @ r + t_ls) < 0.5 * rms(target)
+    with pytest.raises(ValueError, match="scale must be"):
+        P.procrustes(source, target, scale="lsq")
+
+
 def test_procrustes_rejects_mismatched_shapes():
     with pytest.raises(ValueError, match="must be equal"):
         P.procrustes(np.zeros((3, 2)), np.zeros((4, 2)))

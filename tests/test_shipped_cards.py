@@ -43,4 +43,5 @@ def test_card_description_does_not_claim_a_recipe_the_checkpoint_did_not_run():
     assert "semi-hard" in _description("triplet", ran_now)
     assert "semi-hard" not in _description("triplet", ran_before)
     assert "before the zoo's current recipe" in _description("triplet", ran_before)
-    assert _description("softmax", {"loss": {"name": "softmax", "params": {}}}).startswith("Softmax cross-entropy")
+    plain = _description("softmax", {"loss": {"name": "softmax", "params": {}}})
+    assert plain.startswith("Softmax cross-entropy")

@@ -98,7 +98,8 @@ if len(projs) > 1:
     st.caption(
         f"Runs are aligned onto **{md(projs[0].run)}** (Procrustes on shared samples: "
         + ", ".join(f"{md(p.run)}: {p.n_common:,}" for p in aligned)
-        + "), so the same face sits in a comparable place."
+        + "), so the same face sits in a comparable place; each run keeps the first run's "
+        "spread, so a tile's size says nothing about the run."
         if aligned
         else "The runs share too few samples to be aligned."
     )

@@ -111,6 +111,8 @@ def collect(study) -> dict[str, Any]:
                 "folds": rec["folds"],
                 "summary": rec["summary"],
                 "n_folds": rec["num_folds"],
+                # where a re-run took the folds of an unchanged checkpoint from an earlier study
+                "carried_over": rec.get("carried_over"),
             }
             raw["ckplus_budget"] = {
                 k: rec["config"].get(k) for k in ("epochs", "lr", "batch_size", "optimizer")
@@ -205,7 +207,11 @@ def _pseudo(study) -> dict[str, Any] | None:
             study.run_dir("fer2013-test", f"affinity_cluster-round_{r['round']}") / METRICS_FILE
         )
         tests.append(
-            {"accuracy": met.get("accuracy"), "ci": (met.get("ci") or {}).get("accuracy")}
+            {
+                "accuracy": met.get("accuracy"),
+                "ci": (met.get("ci") or {}).get("accuracy"),
+                "carried_over": met.get("carried_over"),
+            }
             if met
             else None
         )

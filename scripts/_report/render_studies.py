@@ -6,10 +6,17 @@ from __future__ import annotations
 from ferembed._format import number
 
 from ._text import DASH, cell, cell_ci, pct_text
+from .render_long import CONTROL, PSEUDO
 
 
 def _int(v) -> str:
     return number(v, ",.0f", missing=DASH)
+
+
+def _has_control(res: dict) -> bool:
+    """Whether the longer budget compares the pseudo-label loop with its labelled-half control."""
+    key = f"{PSEUDO}-vs-{CONTROL}"  # render_long's comparison of the two
+    return key in ((res.get("long") or {}).get("compare") or {})
 
 
 def pseudo_section(res: dict, figs: dict, L: list[str]) -> None:
@@ -56,13 +63,23 @@ def pseudo_section(res: dict, figs: dict, L: list[str]) -> None:
             f"{pct_text(an['round0_val_acc'])}% validation accuracy), so each round fine-tuned on "
             f"pseudo-labels of which {pct_text(an['round1_wrong_fraction'], '.0f')}% were wrong. "
             "Clustering an under-trained embedding (round 0 had its few epochs on half the "
-            "data) gives poor pseudo-labels; the loop needs a stronger round 0."
+            "data) gives poor pseudo-labels."
         )
-    else:
+    elif not _has_control(res):
         txt += (
             "Part of the gain is the extra fine-tuning epochs themselves: this study has no "
             "control that fine-tunes on the labelled half alone for the same epochs."
         )
+    if _has_control(res):
+        txt += (
+            " *A longer budget* below runs the loop again with a stronger round 0 against a "
+            "control that fine-tunes on the labelled half alone for the same epochs."
+        )
+    elif an["val_dropped"]:
+        txt += " The loop needs a stronger round 0 and a control."
+    carried = sorted({t["carried_over"] for t in p["round_test"] if t and t.get("carried_over")})
+    if carried:
+        txt += f" The rounds' test accuracies are carried over from {', '.join(carried)}."
     L += [txt, ""]
     if "pseudo_label_rounds" in figs:
         L += [f"![Pseudo-label rounds]({figs['pseudo_label_rounds']})", ""]
@@ -98,6 +115,14 @@ def ckplus_section(res: dict, figs: dict, L: list[str]) -> None:
             f"| {cell(s['class_separation']['mean'], False)} |"
         )
     L.append("")
+    carried = {m: v["carried_over"] for m, v in ck.items() if v.get("carried_over")}
+    for src in sorted(set(carried.values())):
+        names = ", ".join(f"`{m}`" for m in an["order"] if carried.get(m) == src)
+        L += [
+            f"The folds of {names} are carried over from {src}: their FER2013 checkpoints are "
+            "unchanged since, and the folds were not trained again.",
+            "",
+        ]
     if "ckplus_folds" in figs:
         L += [f"![CK+ per-fold accuracy]({figs['ckplus_folds']})", ""]
 

@@ -68,6 +68,7 @@ def test_launch_command_serves_localhost_only(tmp_path):
         "--browser.gatherUsageStats": "false",
         "--client.toolbarMode": "minimal",
         "--server.fileWatcherType": "none",
+        "--runner.postScriptGC": "false",
     }
     assert cmd[-3:] == ["--", "--runs", str(tmp_path.resolve())]
 

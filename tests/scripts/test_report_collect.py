@@ -65,6 +65,8 @@ def _materialise(res: dict, root: Path) -> Study:
         write_json(work / "compare" / f"{key}.json", {**c, "flips": flips})
     for m, k in res["ckplus"].items():
         rec = {"folds": k["folds"], "summary": k["summary"], "num_folds": k["n_folds"]}
+        if k.get("carried_over"):
+            rec["carried_over"] = k["carried_over"]
         write_json(work / "ckplus" / m / "kfold.json", {**rec, "config": res["ckplus_budget"]})
     for m, v in res["cross"].items():
         write_json(runs / "ckplus-all" / f"{m}-s0" / "metrics.json", v)
@@ -72,7 +74,8 @@ def _materialise(res: dict, root: Path) -> Study:
     write_json(ckpt / "affinity_cluster.pseudo_labels.json", {**p["record"], "rounds": p["rounds"]})
     for r, t in zip(p["rounds"], p["round_test"], strict=True):
         run = runs / "fer2013-test" / f"affinity_cluster-round_{r['round']}-s0"
-        write_json(run / "metrics.json", {"accuracy": t["accuracy"], "ci": {"accuracy": t["ci"]}})
+        met = {"accuracy": t["accuracy"], "ci": {"accuracy": t["ci"]}}
+        write_json(run / "metrics.json", {**met, "carried_over": t.get("carried_over")})
     write_json(work / "leakage" / "leakage.json", res["leakage"])
     _materialise_long(res.get("long"), root / "checkpoints-long", work)
     args = argparse.Namespace(
