@@ -84,12 +84,20 @@ def class_sums(x: np.ndarray, y: np.ndarray, k: int, *, unit: bool = False) -> n
 
 
 def _class_sums(x: np.ndarray, y: np.ndarray, k: int, unit: bool) -> np.ndarray:
-    out = np.zeros((k, x.shape[1]))
-    for sl in row_chunks(x.shape[0]):
+    def part(sl: slice) -> np.ndarray:
         yc = y[sl]
         onehot = sparse.csr_matrix((np.ones(yc.size), (yc, np.arange(yc.size))), shape=(k, yc.size))
-        out += onehot @ as64(x[sl], unit)
+        return onehot @ as64(x[sl], unit)
+
+    out = np.zeros((k, x.shape[1]))
+    for p in parallel_map(part, row_chunks(x.shape[0])):  # added in chunk order: deterministic
+        out += p
     return out
+
+
+def each_chunk(fn: Callable[[slice], None], n: int) -> None:
+    """``fn(sl)`` for every chunk of ``n`` rows, on threads; ``fn`` writes disjoint rows."""
+    parallel_map(fn, row_chunks(n))
 
 
 def row_sq_norms(x: np.ndarray, *, unit: bool = False) -> np.ndarray:
@@ -99,9 +107,12 @@ def row_sq_norms(x: np.ndarray, *, unit: bool = False) -> np.ndarray:
 
 def _row_sq_norms(x: np.ndarray, unit: bool) -> np.ndarray:
     out = np.empty(x.shape[0])
-    for sl in row_chunks(x.shape[0]):
+
+    def fill(sl: slice) -> None:
         xc = as64(x[sl], unit)
         out[sl] = np.einsum("ij,ij->i", xc, xc)
+
+    each_chunk(fill, x.shape[0])
     return out
 
 
@@ -135,9 +146,12 @@ def class_residual_sq_norms(x: np.ndarray, y: np.ndarray, k: int) -> np.ndarray:
 def residual_sq_norms(x: np.ndarray, y: np.ndarray, cent: np.ndarray) -> np.ndarray:
     """(N,) float64 ``||x_i - cent[y_i]||^2``, chunk by chunk."""
     out = np.empty(x.shape[0])
-    for sl in row_chunks(x.shape[0]):
+
+    def fill(sl: slice) -> None:
         diff = x[sl].astype(np.float64) - cent[y[sl]]
         out[sl] = np.einsum("ij,ij->i", diff, diff)
+
+    each_chunk(fill, x.shape[0])
     return out
 
 

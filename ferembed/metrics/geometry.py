@@ -34,10 +34,10 @@ from ferembed.metrics._kernels import (
     class_residual_sq_norms,
     class_slices,
     class_sums,
+    each_chunk,
     euclidean_class_sums,
     memo,
     residual_sq_norms,
-    row_chunks,
     row_sq_norms,
     unit64,
 )
@@ -110,8 +110,11 @@ def _distance_to_centroid(x, y, k: int, counts: np.ndarray, distance: str) -> np
         return np.sqrt(residual_sq_norms(x, y, cent))
     cent = unit64(np.nan_to_num(cent))
     out = np.empty(x.shape[0])
-    for sl in row_chunks(x.shape[0]):
+
+    def fill(sl: slice) -> None:
         out[sl] = 1.0 - np.einsum("ij,ij->i", unit64(x[sl]), cent[y[sl]])
+
+    each_chunk(fill, x.shape[0])
     return out
 
 

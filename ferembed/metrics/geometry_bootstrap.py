@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ferembed.metrics._kernels import class_slices, class_sums, row_chunks, unit64
+from ferembed.metrics._kernels import class_slices, class_sums, each_chunk, row_chunks, unit64
 from ferembed.metrics._validation import (
     check_bootstrap_options,
     check_embeddings,
@@ -145,26 +145,30 @@ def _class_blocks(x: np.ndarray, y: np.ndarray, k: int, distance: str, dtype) ->
         if not idx.size:
             continue
         m, mg = means_d[c], means_g[c]
-        # transposed: (D + 1, n) @ (n, B) runs several times faster than (B, n) @ (n, D + 1)
-        r = np.empty((d + 1, idx.size), dtype=dtype)
-        rg = np.empty((d + 1, idx.size), dtype=dtype) if separate else None
+        # Filled row by row (contiguous writes), used transposed: (D + 1, n) @ (n, B) runs several
+        # times faster than (B, n) @ (n, D + 1), and BLAS reads the transposed view as it is.
+        r = np.empty((idx.size, d + 1), dtype=dtype)
+        rg = np.empty((idx.size, d + 1), dtype=dtype) if separate else None
         q, qg = np.empty(idx.size), np.empty(idx.size)
-        for sl in row_chunks(idx.size):
+
+        def fill(sl: slice, idx=idx, m=m, mg=mg, r=r, rg=rg, q=q, qg=qg) -> None:
             xc = x[idx[sl]].astype(np.float64)
             rc = (unit64(xc) if cos else xc) - m
             q[sl] = np.einsum("ij,ij->i", rc, rc)
-            r[:d, sl] = rc.T
+            r[sl, :d] = rc
             if cos:
                 xc -= mg
                 qg[sl] = np.einsum("ij,ij->i", xc, xc)
                 if separate:
-                    rg[:d, sl] = xc.T
-        r[d] = q - q.mean()
+                    rg[sl, :d] = xc
+
+        each_chunk(fill, idx.size)  # on threads (NumPy releases the GIL)
+        r[:, d] = q - q.mean()
         if not cos:
             qg = q
         if separate:
-            rg[d] = qg - qg.mean()
-        blocks.append(_Block(c, idx, m, r, q, mg, rg, qg))
+            rg[:, d] = qg - qg.mean()
+        blocks.append(_Block(c, idx, m, r.T, q, mg, None if rg is None else rg.T, qg))
     return blocks
 
 
