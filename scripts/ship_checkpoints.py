@@ -30,6 +30,12 @@ from ferembed import _io  # noqa: E402
 from ferembed.errors import FerembedError  # noqa: E402
 
 
+def _copy(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` atomically (a temporary sibling renamed into place)."""
+    with _io.atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+
+
 def ship_run(name: str, run: Path, out: Path, *, dataset: str, root: str | None, command: str):
     """Copy the run folder's best checkpoint into ``out`` as ``name`` and write its card."""
     from ferembed.models.checkpoint import checkpoint_paths
@@ -41,13 +47,13 @@ def ship_run(name: str, run: Path, out: Path, *, dataset: str, root: str | None,
     command = command or json.loads(best.read_text()).get("command", "")
     out.mkdir(parents=True, exist_ok=True)
     for src in checkpoint_paths(best):
-        shutil.copyfile(src, out / f"{name}{src.suffix}")
+        _copy(src, out / f"{name}{src.suffix}")
     config = json.loads((run / "config.json").read_text())
     if root:  # the same data, named as the card names it (the run may have used another path)
         config["root"] = root
     _io.write_json(out / f"{name}.config.json", config)
     if (run / "pseudo_labels.json").exists():
-        shutil.copyfile(run / "pseudo_labels.json", out / f"{name}.pseudo_labels.json")
+        _copy(run / "pseudo_labels.json", out / f"{name}.pseudo_labels.json")
     return write_card(
         name, out, dataset=dataset, root=root, work=REPO / ".cache" / "ship", command=command
     )
