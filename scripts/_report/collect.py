@@ -183,6 +183,7 @@ def _long(study) -> dict[str, Any] | None:
             "wall_time_s": side.get("wall_time_s"),
             "device": side.get("device"),
             "pseudo": {k: train[k] for k in PSEUDO_CONFIG_KEYS if k in train} or None,
+            "rounds": _long_rounds(study.long_ckpt / f"{m}.pseudo_labels.json"),
             "init_checkpoint": train.get("init_checkpoint"),
             "n": met["n"],
             **{k: met.get(k) for k in FER_KEYS},
@@ -195,6 +196,18 @@ def _long(study) -> dict[str, Any] | None:
         c = json.loads(path.read_text())
         compare[path.stem] = {k: c.get(k) for k in ("metrics", "geometry", "mcnemar")}
     return {"runs": runs, "compare": compare}
+
+
+#: what the longer budget reports of each pseudo-label round (the record's scalars)
+ROUND_KEYS = ("round", "n_trained", "epochs", "n_kept", "kept_acc", "pool_acc", "val_acc")
+
+
+def _long_rounds(path: Path) -> list[dict] | None:
+    """The rounds of a shipped pseudo-label record (its scalars), None without one."""
+    rec = _load(path)
+    if rec is None:
+        return None
+    return [{k: r[k] for k in ROUND_KEYS if k in r} for r in rec.get("rounds", [])]
 
 
 def _pseudo(study) -> dict[str, Any] | None:

@@ -110,5 +110,30 @@ def _control(res: dict, L: list[str]) -> None:
         "same schedule on the labelled half alone (no pseudo-labels), so the difference is what "
         f"the pseudo-labels add. Test accuracy: {acc_pl} with pseudo-labels, {acc_ctl} without; "
         f"paired Δ {diff_cell(c['metrics']['accuracy'], True, sig['accuracy'])} points, McNemar "
-        f"p = {number(c['mcnemar']['pvalue'], '.3g')}.",
+        f"p = {number(c['mcnemar']['pvalue'], '.3g')}." + _rounds_text(res, pl.get("rounds")),
     ]
+
+
+def _rounds_text(res: dict, rounds: list[dict] | None) -> str:
+    """Round 0's validation accuracy (against the 4-epoch loop's) and how correct the kept
+    pseudo-labels were, round by round."""
+    if not rounds:
+        return ""
+    r0 = next((r for r in rounds if r.get("round") == 0), None)
+    kept = [r for r in rounds if r.get("kept_acc") is not None]
+    txt = ""
+    if r0 is not None and r0.get("val_acc") is not None:
+        txt += f" Round 0 ends at {pct_text(r0['val_acc'])}% validation accuracy"
+        short = ((res.get("pseudo") or {}).get("rounds") or [{}])[0].get("val_acc")
+        if short is not None:
+            txt += f" (the 4-epoch loop's round 0: {pct_text(short)}%)"
+        txt += "."
+    if kept:
+        txt += " The pseudo-labels kept were " + ", ".join(
+            f"{pct_text(r['kept_acc'])}% correct in round {r['round']}" for r in kept
+        )
+        txt += " (k-means on the whole pool: " + ", ".join(
+            f"{pct_text(r['pool_acc'])}%" for r in kept if r.get("pool_acc") is not None
+        )
+        txt += ")."
+    return txt

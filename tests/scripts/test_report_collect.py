@@ -103,7 +103,10 @@ def _materialise_long(lg: dict | None, folder: Path, work: Path) -> None:
         metrics = {k: v[k] for k in ("best_epoch", "val_mean_class_acc")}
         write_json(folder / f"{m}.json", {**side, "train": train, "metrics": metrics})
         write_json(folder / f"{m}.config.json", train)
-        met = {k: x for k, x in v.items() if k not in ("arch", "epochs", "pseudo", *side, *metrics)}
+        if v.get("rounds") is not None:
+            write_json(folder / f"{m}.pseudo_labels.json", {"rounds": v["rounds"]})
+        drop = ("arch", "epochs", "pseudo", "rounds", *side, *metrics)
+        met = {k: x for k, x in v.items() if k not in drop}
         write_json(work / "runs" / "fer2013-test" / f"{m}-long-s0" / "metrics.json", met)
     for key, c in lg["compare"].items():
         write_json(work / "compare-long" / f"{key}.json", c)
