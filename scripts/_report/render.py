@@ -279,6 +279,17 @@ def _seeds(res: dict, figs: dict, L: list[str]) -> None:
             cells.append(cell(mean, frac) + (f" ± {cell(std, frac)}" if std is not None else ""))
         L.append(f"| {m} | {s['n_runs']} | " + " | ".join(cells) + " |")
     L.append("")
+    init = {
+        m: (res["fer2013"].get(m) or {}).get("init_checkpoint")
+        for m in an["summary"]
+        if (res["fer2013"].get(m) or {}).get("init_checkpoint")
+    }
+    for m, path in init.items():
+        L += [
+            f"{m} starts every seed from the same checkpoint (its recipe's `init_checkpoint`, "
+            f"`{path}`), so its spread is that of its own epochs, not of the warm start.",
+            "",
+        ]
     for m, d in an["vs_softmax"].items():
         diffs = ", ".join(number(x, "+.1f", percent=True) for x in d["accuracy_diff"])
         sign = d["significant_sign"]
