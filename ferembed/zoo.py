@@ -149,6 +149,11 @@ def _description(name: str, sidecar: dict) -> str:
     params = (sidecar.get("loss") or {}).get("params") or {}
     if any(params.get(k) != v for k, v in recipe.items()):
         return f"`{name}` trained before the zoo's current recipe: its loss settings are below."
+    if (sidecar.get("train") or {}).get("pseudo_control"):
+        return (
+            "Control of the pseudo-label loop: the same round 0 and rounds, each round "
+            "fine-tuning on the labelled part alone (no pseudo-labels)."
+        )
     return DESCRIPTIONS.get(name, name)
 
 
@@ -227,15 +232,16 @@ def _card(
         f"| architecture | `{row['arch']}` ({row['num_params']:,} parameters, "
         f"{row['size_mb']} MB) |",
         f"| loss | `{row['loss']}` {json.dumps((sidecar.get('loss') or {}).get('params', {}))} |",
-        f"| data | `{dataset}` split `{data.get('split', 'train')}`, {row['n_train']} images; "
-        f"validated on `{data.get('val_split')}` |",
-        f"| epochs | {row['epochs']} (best {row['best_epoch']}) |",
+        *_data_and_epochs(
+            dataset, data, row, _pseudo_record(folder / f"{name}.pseudo_labels.json")
+        ),
         *(
             [f"| initialised from | `{init}` (these epochs fine-tune it; its own come on top) |"]
             if (init := (sidecar.get("train") or {}).get("init_checkpoint"))
             else []
         ),
-        f"| wall time | {row['wall_time_s']} s on {row['device']} "
+        f"| wall time{' (the shipped round)' if row.get('shipped_round') is not None else ''} | "
+        f"{row['wall_time_s']} s on {row['device']} "
         f"({platform.machine()}, shared 2-core machine: times vary with load) |",
         f"| test accuracy (head) | {_with_ci(row['test_accuracy'], row['test_accuracy_ci'])} |",
         "| test mean class accuracy | "
@@ -262,8 +268,10 @@ def _card(
         "Check this card against the shipped checkpoint (embed the test split, evaluate, rewrite):",
         "",
         "```",
-        f"ferembed zoo --dataset {dataset}{f' --root {root}' if root else ''} --methods {name} "
-        f"--out {out.as_posix()} --cards-only",
+        f"ferembed zoo --dataset {dataset}{f' --root {root}' if root else ''}"
+        # a checkpoint shipped under another name than a method's: every card of the folder
+        + (f" --methods {name}" if name in METHODS else "")
+        + f" --out {out.as_posix()} --cards-only",
         "```",
     ]
     if (folder / f"{name}.pseudo_labels.json").exists():
@@ -273,10 +281,72 @@ def _card(
             f"the hidden labels, validation accuracy) is `{name}.pseudo_labels.json`.",
         ]
     if command:
-        lines += ["", "The whole zoo was trained with:", "", "```", command, "```"]
+        whole = command.startswith("ferembed zoo")
+        lines += ["", "The whole zoo was trained with:" if whole else "Trained with (as run):"]
+        lines += ["", "```", command, "```"]
     _io.write_text(folder / f"{name}.md", "\n".join(lines) + "\n")
     _io.write_json(folder / f"{name}.card.json", row)
     return row
+
+
+def shipped_names(folder: str | Path) -> list[str]:
+    """The checkpoints of a folder (``NAME.safetensors`` with its ``NAME.json``): the seed
+    methods in their order, then any other name (e.g. a control run) alphabetically."""
+    folder = Path(folder)
+    names = {
+        p.name[: -len(".safetensors")]
+        for p in folder.glob("*.safetensors")
+        if (folder / f"{p.name[: -len('.safetensors')]}.json").exists()
+    }
+    return [m for m in METHODS if m in names] + sorted(names - set(METHODS))
+
+
+def _pseudo_record(path: Path) -> dict | None:
+    """The pseudo-label loop's record beside a checkpoint (None without one or without rounds)."""
+    if not path.exists():
+        return None
+    rec = json.loads(path.read_text())
+    return rec if rec.get("rounds") else None
+
+
+def _data_and_epochs(dataset: str, data: dict, row: dict, rec: dict | None) -> list[str]:
+    """The card's data and epochs rows; for the pseudo-label loop, per round (its checkpoint is
+    the round with the best validation score, and ``row`` gets ``shipped_round``)."""
+    val = f"validated on `{data.get('val_split')}`"
+    if rec is None:
+        return [
+            f"| data | `{dataset}` split `{data.get('split', 'train')}`, {row['n_train']} images; "
+            f"{val} |",
+            f"| epochs | {row['epochs']} (best {row['best_epoch']}) |",
+        ]
+    rounds = rec["rounds"]
+    scores = [r.get("best_score") for r in rounds]
+    # as the loop picks it: the first round with the highest score, the last without validation
+    shipped = len(rounds) - 1 if None in scores else scores.index(max(scores))
+    row["shipped_round"] = rounds[shipped]["round"]
+    r0, later = rounds[0], rounds[1:]
+    split = rec.get("split", "train")
+    data_row = (
+        f"| data | `{dataset}` split `{split}`: round 0 on {r0['n_trained']:,} labelled images"
+    )
+    epochs_row = f"| epochs | round 0: {r0['epochs']}"
+    if later:
+        what = (
+            "the labelled ones alone: the control"
+            if rec.get("control")
+            else "labelled + kept pseudo-labels"
+        )
+        sizes = sorted({r["n_trained"] for r in later})
+        data_row += f", rounds 1-{len(later)} on {' / '.join(f'{n:,}' for n in sizes)} ({what})"
+        per_round = sorted({r["epochs"] for r in later})
+        unit = "epoch" if per_round == [1] else "epochs"
+        epochs_row += f", then {len(later)} rounds of {' / '.join(map(str, per_round))} {unit}"
+        row["round_epochs"] = [r["epochs"] for r in rounds]
+    epochs_row += (
+        f"; shipped: round {row['shipped_round']}, its epoch {rounds[shipped]['best_epoch']} (the "
+        "best validation score of all rounds) |"
+    )
+    return [f"{data_row}; {val} |", epochs_row]
 
 
 def _with_ci(v, ci) -> str:
@@ -296,8 +366,9 @@ def _write_index(out: Path, dataset: str) -> None:
     lines = [
         f"# {dataset} checkpoints",
         "",
-        "One checkpoint per seed method, same backbone, data, epochs and seed. Each `<method>.md` "
-        "is its model card (command, data, epochs, wall time, accuracy with CIs).",
+        "Each `<name>.md` is a checkpoint's model card: the recipe and the command that made it, "
+        "data, epochs, wall time, test accuracy and geometry with CIs. A pseudo-label loop's "
+        "epochs are round 0's plus its rounds', and its checkpoint the round best on validation.",
         "",
         "| method | arch | epochs (best) | wall time (s) | test acc | test mean class acc "
         "| kNN acc | MAP@R | silhouette | MB |",
@@ -305,13 +376,20 @@ def _write_index(out: Path, dataset: str) -> None:
     ]
     for r in rows:
         lines.append(
-            f"| [{r['method']}]({r['method']}.md) | {r['arch']} | {r['epochs']} "
-            f"({r['best_epoch']}) | "
+            f"| [{r['method']}]({r['method']}.md) | {r['arch']} | {_epochs_cell(r)} | "
             f"{r['wall_time_s']} | {_pct(r['test_accuracy'])} | "
             f"{_pct(r['test_mean_class_accuracy'])} | {_pct(r['knn_accuracy'])} | "
             f"{_num(r['map_at_r'])} | {_num(r['silhouette'])} | {r['size_mb']} |"
         )
     _io.write_text(out / "README.md", "\n".join(lines) + "\n")
+
+
+def _epochs_cell(r: dict) -> str:
+    """``epochs (best)``; a pseudo-label loop's as ``8 + 2 + 2 (round 2, epoch 1)``."""
+    rounds = r.get("round_epochs")
+    if not rounds or r.get("shipped_round") is None:
+        return f"{r['epochs']} ({r['best_epoch']})"
+    return f"{' + '.join(map(str, rounds))} (round {r['shipped_round']}, epoch {r['best_epoch']})"
 
 
 def _pct(v) -> str:

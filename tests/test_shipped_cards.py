@@ -45,3 +45,38 @@ def test_card_description_does_not_claim_a_recipe_the_checkpoint_did_not_run():
     assert "before the zoo's current recipe" in _description("triplet", ran_before)
     plain = _description("softmax", {"loss": {"name": "softmax", "params": {}}})
     assert plain.startswith("Softmax cross-entropy")
+
+
+def test_pseudo_label_cards_give_rounds_and_the_shipped_round():
+    from ferembed.zoo import _data_and_epochs
+
+    rounds = [
+        {"round": 0, "n_trained": 14354, "epochs": 8, "best_epoch": 8, "best_score": 0.448},
+        {"round": 1, "n_trained": 21532, "epochs": 2, "best_epoch": 2, "best_score": 0.459},
+        {"round": 2, "n_trained": 21532, "epochs": 2, "best_epoch": 1, "best_score": 0.473},
+    ]
+    data = {"split": "train", "val_split": "val"}
+    row: dict = {}
+    lines = _data_and_epochs("fer2013", data, row, {"rounds": rounds, "control": False})
+    assert lines == [
+        "| data | `fer2013` split `train`: round 0 on 14,354 labelled images, rounds 1-2 on 21,532 "
+        "(labelled + kept pseudo-labels); validated on `val` |",
+        "| epochs | round 0: 8, then 2 rounds of 2 epochs; shipped: round 2, its epoch 1 (the best "
+        "validation score of all rounds) |",
+    ]
+    assert row["shipped_round"] == 2
+    # ties go to the first round, as the loop picks it; the control says what it trains on
+    tied = [dict(r, best_score=0.5) for r in rounds]
+    row = {}
+    lines = _data_and_epochs("fer2013", data, row, {"rounds": tied, "control": True})
+    assert row["shipped_round"] == 0 and "(the labelled ones alone: the control)" in lines[0]
+
+
+def test_cards_only_covers_every_checkpoint_of_a_folder(tmp_path):
+    from ferembed.zoo import shipped_names
+
+    for name in ("triplet", "softmax", "affinity_cluster_control", "orphan"):
+        (tmp_path / f"{name}.safetensors").write_bytes(b"")
+        if name != "orphan":  # no sidecar: not a checkpoint
+            (tmp_path / f"{name}.json").write_text("{}")
+    assert shipped_names(tmp_path) == ["softmax", "triplet", "affinity_cluster_control"]

@@ -17,10 +17,10 @@ from ferembed._cli.args import (
 
 
 def cmd_zoo(args) -> int:
-    from ferembed.zoo import METHODS, train_zoo, write_card
+    from ferembed.zoo import shipped_names, train_zoo, write_card
 
     if args.cards_only:
-        methods = args.methods or [m for m in METHODS if (Path(args.out) / f"{m}.json").exists()]
+        methods = args.methods or shipped_names(args.out)
         for m in methods:
             row = write_card(m, args.out, dataset=args.dataset, root=args.root, work=args.work)
             print(f"{m:18s} test acc {percent(row['test_accuracy'])}")
