@@ -320,9 +320,9 @@ def _data_and_epochs(dataset: str, data: dict, row: dict, rec: dict | None) -> l
             f"| epochs | {row['epochs']} (best {row['best_epoch']}) |",
         ]
     rounds = rec["rounds"]
-    scores = [r.get("best_score") for r in rounds]
-    # as the loop picks it: the first round with the highest score, the last without validation
-    shipped = len(rounds) - 1 if None in scores else scores.index(max(scores))
+    from ferembed.training.pseudo_label import best_round
+
+    shipped = best_round([r.get("best_score") for r in rounds])
     row["shipped_round"] = rounds[shipped]["round"]
     r0, later = rounds[0], rounds[1:]
     split = rec.get("split", "train")

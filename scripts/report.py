@@ -27,9 +27,10 @@ from ferembed.errors import FerembedError
 
 def write_report(study) -> None:
     """Collect the study's runs, analyze, draw the figures, write results.json and results.md."""
-    results = with_analysis(collect(study))
-    results["figures"] = figures(study, results, study.docs / "figures")
-    _write(study.docs, results)
+    raw = collect(study)
+    raw["figures"] = figures(study, with_analysis(raw), study.docs / "figures")
+    # keys in the order ``rerender`` writes them (analysis last), so both give the same file
+    _write(study.docs, with_analysis(raw))
 
 
 def with_analysis(raw: dict[str, Any]) -> dict[str, Any]:

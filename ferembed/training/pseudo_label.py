@@ -455,9 +455,14 @@ def _val_summary(res: TrainResult) -> dict:
 
 
 def _pick_best(results: list[TrainResult]) -> int:
-    scores = [r.best_score for r in results]
+    return best_round([r.best_score for r in results])
+
+
+def best_round(scores: list[float | None]) -> int:
+    """Index of the round the loop ships: the first with the highest validation score, the
+    final round when a round has no score (no validation). Cards and reports use it to name it."""
     if any(s is None for s in scores):
-        return len(results) - 1  # no validation: the final round
+        return len(scores) - 1
     return int(np.argmax(scores))
 
 

@@ -182,7 +182,10 @@ def _long(study) -> dict[str, Any] | None:
             "val_mean_class_acc": sm.get("val_mean_class_acc"),
             "wall_time_s": side.get("wall_time_s"),
             "device": side.get("device"),
-            "pseudo": {k: train[k] for k in PSEUDO_CONFIG_KEYS if k in train} or None,
+            # every config carries the pseudo-label settings; they apply to the loop alone
+            "pseudo": {k: train[k] for k in PSEUDO_CONFIG_KEYS if k in train}
+            if train.get("method") == "pseudo_label"
+            else None,
             "rounds": _long_rounds(study.long_ckpt / f"{m}.pseudo_labels.json"),
             "init_checkpoint": train.get("init_checkpoint"),
             "n": met["n"],
@@ -199,7 +202,17 @@ def _long(study) -> dict[str, Any] | None:
 
 
 #: what the longer budget reports of each pseudo-label round (the record's scalars)
-ROUND_KEYS = ("round", "n_trained", "epochs", "n_kept", "kept_acc", "pool_acc", "val_acc")
+ROUND_KEYS = (
+    "round",
+    "n_trained",
+    "epochs",
+    "n_kept",
+    "kept_acc",
+    "pool_acc",
+    "val_acc",
+    "best_epoch",
+    "best_score",
+)
 
 
 def _long_rounds(path: Path) -> list[dict] | None:

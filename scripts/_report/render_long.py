@@ -4,6 +4,7 @@ results dict."""
 from __future__ import annotations
 
 from ferembed._format import number
+from ferembed.training.pseudo_label import best_round
 
 from ._text import DASH, cell, cell_ci, diff_cell, pct_text
 
@@ -29,6 +30,21 @@ def _vs_softmax(res: dict, m: str) -> str:
     return " | ".join(
         cells + [diff_cell(g[k], False, sig[k]) if k in g else DASH for k in GEOMETRY]
     )
+
+
+def _epochs(r: dict) -> str:
+    """``epochs (best)``; the pseudo-label loop's as ``8 + 2×2 (round 2, epoch 1)``."""
+    epochs = number(r["epochs"], ".0f", missing=DASH)
+    best = number(r["best_epoch"], ".0f", missing=DASH)
+    p = r.get("pseudo")
+    if not p:
+        return f"{epochs} ({best})"
+    epochs += f" + {p.get('pseudo_rounds', DASH)}×{p.get('pseudo_epochs', DASH)}"
+    rounds = r.get("rounds")
+    if not rounds:
+        return f"{epochs} ({best})"
+    shipped = rounds[best_round([x.get("best_score") for x in rounds])]
+    return f"{epochs} (round {shipped['round']}, epoch {shipped.get('best_epoch', DASH)})"
 
 
 def _initialised(runs: dict) -> str:
@@ -73,15 +89,10 @@ def long_section(res: dict, figs: dict, L: list[str]) -> None:
         if m == CONTROL:
             continue
         r = runs[m]
-        epochs = number(r["epochs"], ".0f", missing=DASH)
-        if r.get("pseudo"):  # round 0, then the pseudo-label rounds
-            p = r["pseudo"]
-            epochs += f" + {p.get('pseudo_rounds', DASH)}×{p.get('pseudo_epochs', DASH)}"
         short = fer.get(m, {}).get("accuracy")
         gain = an["gain_over_4_epochs"].get(m)
-        best = number(r["best_epoch"], ".0f", missing=DASH)
         L.append(
-            f"| **{m}** | {r['arch']} | {epochs} ({best}) | "
+            f"| **{m}** | {r['arch']} | {_epochs(r)} | "
             f"{cell_ci(r['accuracy'], r['ci'].get('accuracy'), True)} | {cell(short, True)} | "
             f"{number(gain, '+.1f', percent=True, missing=DASH)} | "
             + (" | ".join([DASH] * 6) if m == BASELINE else _vs_softmax(res, m))
@@ -110,8 +121,22 @@ def _control(res: dict, L: list[str]) -> None:
         "same schedule on the labelled half alone (no pseudo-labels), so the difference is what "
         f"the pseudo-labels add. Test accuracy: {acc_pl} with pseudo-labels, {acc_ctl} without; "
         f"paired Δ {diff_cell(c['metrics']['accuracy'], True, sig['accuracy'])} points, McNemar "
-        f"p = {number(c['mcnemar']['pvalue'], '.3g')}." + _rounds_text(res, pl.get("rounds")),
+        f"p = {number(c['mcnemar']['pvalue'], '.3g')}"
+        + _mean_class_text(c, sig)
+        + "."
+        + _rounds_text(res, pl.get("rounds")),
     ]
+
+
+def _mean_class_text(c: dict, sig: dict) -> str:
+    """The paired Δ of mean class accuracy, when the comparison has it."""
+    mca = c["metrics"].get("mean_class_accuracy")
+    if mca is None:
+        return ""
+    return (
+        f"; mean class accuracy Δ {diff_cell(mca, True, sig.get('mean_class_accuracy', False))} "
+        "points"
+    )
 
 
 def _rounds_text(res: dict, rounds: list[dict] | None) -> str:

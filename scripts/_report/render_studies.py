@@ -72,7 +72,7 @@ def pseudo_section(res: dict, figs: dict, L: list[str]) -> None:
         )
     if _has_control(res):
         txt += (
-            " *A longer budget* below runs the loop again with a stronger round 0 against a "
+            " *A longer budget* (above) runs the loop again with a stronger round 0 against a "
             "control that fine-tunes on the labelled half alone for the same epochs."
         )
     elif an["val_dropped"]:
@@ -189,7 +189,7 @@ def literature_section(res: dict, figs: dict, L: list[str]) -> None:
         f"{elo}–{ehi} epochs on GPUs (often with ten-crop test-time augmentation, which we do not "
         f"use). For {an['last_epoch_best']} of {an['n_losses']} losses the last epoch was the "
         "best on validation, so these models are under-trained, and differences between losses "
-        "at this budget need not hold at convergence.",
+        "at this budget need not hold at convergence." + _longer_softmax_text(res),
     ]
     ck = res["ckplus"]
     if ck:
@@ -202,6 +202,18 @@ def literature_section(res: dict, figs: dict, L: list[str]) -> None:
             "epochs of fine-tuning on a CPU."
         )
     L.append("")
+
+
+def _longer_softmax_text(res: dict) -> str:
+    """The longer budget's softmax against the literature, when there is one."""
+    r = ((res.get("long") or {}).get("runs") or {}).get("softmax")
+    if not r or r.get("accuracy") is None:
+        return ""
+    return (
+        f" The longer budget's softmax ({number(r['epochs'], '.0f')} epochs, same network) reaches "
+        f"{cell_ci(r['accuracy'], (r.get('ci') or {}).get('accuracy'), True)}%: more epochs "
+        "close part of the gap, not all of it."
+    )
 
 
 def failures_section(res: dict, figs: dict, L: list[str]) -> None:
@@ -252,11 +264,13 @@ def reproduce_section(res: dict, figs: dict, L: list[str]) -> None:
         "```bash",
         f"{zoo}   # the shipped checkpoints (cards check themselves: add --cards-only)",
         "python scripts/results_study.py all   # seeds, comparisons, pseudo-labels, CK+ 10-fold, "
-        "cross-dataset, this page",
+        "cross-dataset, longer budget, leakage, this page",
         "```",
         "",
-        "Each stage can be run alone (`test seeds compare pseudo ckplus cross report`) and "
-        "resumes interrupted training. Datasets are read from `../shared/datasets` (`--fer2013`, "
-        "`--ckplus`).",
+        "Each stage can be run alone (`test seeds compare pseudo ckplus cross long leakage "
+        "report`) and resumes interrupted training. The longer budget's checkpoints "
+        "(`checkpoints/fer2013-long`) were trained in the background with the command on each "
+        "card and shipped with `python scripts/ship_checkpoints.py`. Datasets are read from "
+        "`../shared/datasets` (`--fer2013`, `--ckplus`).",
         "",
     ]

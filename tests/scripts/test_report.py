@@ -96,6 +96,7 @@ SECTIONS = {
         "analysis.setup",
         "analysis.literature",
         "analysis.ckplus",
+        "long.runs.softmax",
     ),
     "## What did not work": (
         "fer2013",
@@ -179,22 +180,22 @@ def test_every_number_on_the_page_is_in_the_json(results, page):
 
 def test_the_number_check_finds_a_number_that_is_not_in_the_json(results, page):
     # a printed number that the JSON does not hold
-    assert unmatched(page.replace("(Spearman ρ = 0.81)", "(Spearman ρ = 0.83)"), results) == [
+    assert unmatched(page.replace("(Spearman ρ = 0.82)", "(Spearman ρ = 0.83)"), results) == [
         ("## FER2013 test", "0.83")
     ]
     # and a number that moved to the wrong section is not found in the other section's JSON
-    forged = page.replace("## Reproduce\n", "## Reproduce\n\nρ = 0.92\n")
-    assert unmatched(forged, results) == [("## Reproduce", "0.92")]
+    forged = page.replace("## Reproduce\n", "## Reproduce\n\nρ = 0.87\n")
+    assert unmatched(forged, results) == [("## Reproduce", "0.87")]
 
 
 @pytest.mark.parametrize(
     ("path", "printed"),
     [
-        ("analysis.fer2013.compactness_separation_spearman", "0.81"),
-        ("analysis.cross.rank_correlation", "0.70"),
-        ("analysis.cross.rank_correlation", "0.92"),
-        ("analysis.setup.train_hours_total", "1.1"),
-        ("analysis.compare", "0.0366"),
+        ("analysis.fer2013.compactness_separation_spearman", "0.82"),
+        ("analysis.cross.rank_correlation", "0.26"),
+        ("analysis.cross.rank_correlation", "0.87"),
+        ("analysis.setup.train_hours_total", "1.5"),
+        ("analysis.compare", "0.0487"),
         ("analysis.pseudo.round1_wrong_fraction", "54"),
     ],
 )
@@ -238,7 +239,7 @@ def test_correlations_of_the_study_equal_scipy(results):
 
     fer, cross, an = results["fer2013"], results["cross"], results["analysis"]
     live = [m for m in fer if fer[m]["class_separation"] >= 0.01]
-    assert live == an["fer2013"]["live"] and len(live) == 8
+    assert live == an["fer2013"]["live"] and len(live) == 10
     rho = spearmanr(
         [fer[m]["compactness"] for m in live], [fer[m]["class_separation"] for m in live]
     )

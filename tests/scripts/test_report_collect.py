@@ -29,7 +29,7 @@ def _materialise(res: dict, root: Path) -> Study:
             {
                 "arch": v["arch"],
                 "num_params": v["params"],
-                "train": {"epochs": v["epochs"]},
+                "train": {"epochs": v["epochs"], "init_checkpoint": v.get("init_checkpoint")},
                 "metrics": {k: v[k] for k in ("best_epoch", "val_mean_class_acc", "val_acc")},
                 "wall_time_s": v["wall_time_s"],
                 "device": v["device"],
@@ -99,6 +99,9 @@ def _materialise_long(lg: dict | None, folder: Path, work: Path) -> None:
         return
     for m, v in lg["runs"].items():
         train = {"epochs": v["epochs"], **(v["pseudo"] or {})}
+        train["init_checkpoint"] = v.get("init_checkpoint")
+        if v["pseudo"]:
+            train["method"] = "pseudo_label"
         side = {k: v[k] for k in ("arch", "wall_time_s", "device")}
         metrics = {k: v[k] for k in ("best_epoch", "val_mean_class_acc")}
         write_json(folder / f"{m}.json", {**side, "train": train, "metrics": metrics})

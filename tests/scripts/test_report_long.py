@@ -53,10 +53,13 @@ def _cmp(d_acc, p):
 
 PSEUDO = {"pseudo_rounds": 3, "pseudo_epochs": 4, "pseudo_control": False}
 ROUNDS = [
-    {"round": 0, "n_trained": 14354, "epochs": 12, "val_acc": 0.5331},
+    {"round": 0, "n_trained": 14354, "epochs": 12, "val_acc": 0.5331, "best_score": 0.45},
     {"round": 1, "n_trained": 21532, "n_kept": 7178, "kept_acc": 0.6124, "pool_acc": 0.4870},
     {"round": 2, "n_trained": 21532, "n_kept": 7178, "kept_acc": 0.6230, "pool_acc": 0.4911},
+    {"round": 3, "n_trained": 21532, "n_kept": 7178, "kept_acc": 0.6001, "pool_acc": 0.4902},
 ]
+for _r, (_score, _best) in zip(ROUNDS[1:], [(0.47, 4), (0.47, 3), (0.46, 2)], strict=True):
+    _r.update(epochs=4, best_score=_score, best_epoch=_best)  # round 1 ships: the first best
 
 
 @pytest.fixture(scope="module")
@@ -114,16 +117,16 @@ def test_the_section_lists_runs_by_accuracy_and_states_the_control(results):
         line.split("|")[1].strip(" *") for line in section.splitlines() if line.startswith("| **")
     ]
     assert rows == ["handcrafted", "softmax", "separate", "affinity_cluster"]
-    assert "| 12 + 3×4 (10) |" in section  # round-0 epochs + rounds × epochs (best epoch)
+    # round-0 epochs + rounds × epochs (the shipped round: the first best on validation)
+    assert "| 12 + 3×4 (round 1, epoch 4) |" in section
+    assert "| 30 (28) |" in section  # the other losses: epochs (best epoch)
     assert "58.8 [57.7, 59.9] with pseudo-labels, 60.1 [59.0, 61.2] without" in section
-    assert "paired Δ -1.2 [-2.5, +0.0] points, McNemar p = 0.2" in section
+    assert "paired Δ -1.2 [-2.5, +0.0] points, McNemar p = 0.2." in section
     short = results["pseudo"]["rounds"][0]["val_acc"]  # the shipped 4-epoch loop's round 0
     assert "Round 0 ends at 53.3% validation accuracy (the 4-epoch loop's round 0: " in section
     assert f"{100 * short:.1f}%)" in section
-    assert (
-        "61.2% correct in round 1, 62.3% correct in round 2 (k-means on the whole pool: " in section
-    )
-    assert "48.7%, 49.1%)" in section
+    assert "61.2% correct in round 1, 62.3% correct in round 2, 60.0% correct in round 3" in section
+    assert "(k-means on the whole pool: 48.7%, 49.1%, 49.0%)" in section
 
 
 def test_every_number_of_the_section_is_in_the_json(results):
