@@ -312,6 +312,8 @@ def _pseudo_record(path: Path) -> dict | None:
 def _data_and_epochs(dataset: str, data: dict, row: dict, rec: dict | None) -> list[str]:
     """The card's data and epochs rows; for the pseudo-label loop, per round (its checkpoint is
     the round with the best validation score, and ``row`` gets ``shipped_round``)."""
+    from ferembed.training.pseudo_label import best_round
+
     val = f"validated on `{data.get('val_split')}`"
     if rec is None:
         return [
@@ -320,8 +322,6 @@ def _data_and_epochs(dataset: str, data: dict, row: dict, rec: dict | None) -> l
             f"| epochs | {row['epochs']} (best {row['best_epoch']}) |",
         ]
     rounds = rec["rounds"]
-    from ferembed.training.pseudo_label import best_round
-
     shipped = best_round([r.get("best_score") for r in rounds])
     row["shipped_round"] = rounds[shipped]["round"]
     r0, later = rounds[0], rounds[1:]
